@@ -1,0 +1,35 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** 256 bits from the CSPRNG, base64url (43 characters). */
+export function randomSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** A public, unguessable id (128 bits, base64url, 22 characters). */
+export function randomId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/** SHA-256 of `input`, base64url (43 characters). */
+export function sha256(input: string): string {
+  return createHash('sha256').update(input, 'utf8').digest('base64url');
+}
+
+/** HMAC-SHA256 of `input` under `key`, base64url (43 characters). */
+export function hmac(key: Buffer, input: string): string {
+  return createHmac('sha256', key).update(input, 'utf8').digest('base64url');
+}
+
+/** Constant-time equality of two strings (false when their lengths differ). */
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** True when `s` is non-empty base64url of exactly `length` characters. */
+export function isBase64url(s: string, length: number): boolean {
+  return s.length === length && BASE64URL.test(s);
+}

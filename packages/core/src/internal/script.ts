@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { StoreFailedError, StoreUnavailableError } from '../errors.js';
+import { assertSameSlot } from '../keys.js';
+
+import type { RedisClient } from '../redis.js';
+
+export type { RedisClient };
+
+/** One Lua script, embedded from `src/lua/<name>-<numKeys>.lua` by the build step. */
+export interface ScriptDefinition {
+  readonly name: string;
+  readonly numberOfKeys: number;
+  readonly source: string;
+}
+
+/** A script ready to run: its versioned command name is derived from the source digest. */
+export interface Script extends ScriptDefinition {
+  readonly command: string;
+}
+
+/** Builds a {@link Script}; the command name changes whenever the source does. */
+export function defineScript(definition: ScriptDefinition): Script {
+  const version = createHash('sha1').update(definition.source).digest('hex').slice(0, 10);
+  return Object.freeze({
+    ...definition,
+    command: `latchkey_${definition.name.replace(/[^A-Za-z0-9]/g, '_')}_${version}`,
+  });
+}
+
+const registered = new WeakMap<object, Set<string>>();
+
+type ScriptArg = string | number;
+type CustomCommand = (...args: ScriptArg[]) => Promise<unknown>;
+
+/** Reply errors that mean "cannot serve now" rather than "the script is wrong". */
+const UNAVAILABLE_REPLY =
+  /^(CLUSTERDOWN|TRYAGAIN|LOADING|BUSY|READONLY|MASTERDOWN|OOM|NOREPLICAS|MOVED|ASK)\b/;
+
+/** The default time a store waits for Redis before it gives up with {@link StoreUnavailableError}. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
+/**
+ * Runs latchkey's scripts on one client: registers each under its versioned name with a fixed key
+ * count (`defineCommand`, so ioredis sends EVALSHA and falls back to EVAL), asserts that one call's
+ * keys share a hash tag, bounds the wait by a timeout and turns every transport failure into
+ * {@link StoreUnavailableError}.
+ */
+export class ScriptRunner {
+  readonly redis: RedisClient;
+  readonly timeoutMs: number;
+
+  constructor(redis: RedisClient, timeoutMs: number = DEFAULT_COMMAND_TIMEOUT_MS) {
+    this.redis = redis;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** One round trip: the script with `keys` and `args`. */
+  run(script: Script, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
+    if (keys.length !== script.numberOfKeys) {
+      throw new StoreFailedError(
+        `script ${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`,
+      );
+    }
+    assertSameSlot(keys, script.name);
+    const fn = this.#command(script);
+    let pending: Promise<unknown>;
+    try {
+      pending = fn.call(this.redis, ...keys, ...args);
+    } catch (error) {
+      return Promise.reject(translate(error, script));
+    }
+    return withTimeout(pending, this.timeoutMs, script).catch((error: unknown) => {
+      throw translate(error, script);
+    });
+  }
+
+  #command(script: Script): CustomCommand {
+    const client = this.redis as unknown as Record<string, unknown> & {
+      defineCommand(name: string, definition: { numberOfKeys: number; lua: string }): void;
+    };
+    let names = registered.get(client);
+    if (names === undefined) {
+      names = new Set();
+      registered.set(client, names);
+    }
+    if (!names.has(script.command) || typeof client[script.command] !== 'function') {
+      client.defineCommand(script.command, { numberOfKeys: script.numberOfKeys, lua: script.source });
+      names.add(script.command);
+    }
+    return client[script.command] as CustomCommand;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, script: Script): Promise<T> {
+  if (!(ms > 0) || !Number.isFinite(ms)) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new StoreUnavailableError(`Redis did not answer ${script.name} within ${ms} ms`));
+    }, ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+function translate(error: unknown, script: Script): Error {
+  if (error instanceof StoreUnavailableError || error instanceof StoreFailedError) return error;
+  const name = error instanceof Error ? error.name : '';
+  const message = error instanceof Error ? error.message : String(error);
+  if (name === 'ReplyError' && !UNAVAILABLE_REPLY.test(message)) {
+    return new StoreFailedError(`Redis rejected script ${script.name}`, { cause: error });
+  }
+  return new StoreUnavailableError(`Redis is unavailable (${script.name})`, { cause: error });
+}
+
+/** Replies from Redis are numbers; from ioredis-mock sometimes numeric strings. Parse both. */
+export function toInt(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && /^-?\d+(\.0+)?$/.test(value)) return Number.parseInt(value, 10);
+  throw new StoreFailedError('unexpected reply from Redis');
+}
+
+/** An optional string field of a reply (`false`/`null`/empty → undefined). */
+export function toOptionalString(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  return undefined;
+}
+
+/** A flat array reply. */
+export function toArray(value: unknown): unknown[] {
+  if (Array.isArray(value)) return value;
+  throw new StoreFailedError('unexpected reply from Redis');
+}

@@ -1,0 +1,123 @@
+import { isLatchkeyError, type LatchkeyErrorCode } from '@latchkey/core';
+import type { Middleware } from 'koa';
+
+/** How one latchkey error code answers over HTTP. */
+export interface HttpMapping {
+  readonly status: number;
+  /** The `error` field of the JSON body. */
+  readonly error: string;
+  /** The `message` field (generic on purpose: security errors reveal nothing). */
+  readonly message: string;
+}
+
+/** The one table from latchkey error codes to HTTP answers. */
+export const HTTP_ERRORS: Readonly<Record<LatchkeyErrorCode, HttpMapping>> = Object.freeze({
+  ERR_INVALID_INPUT: { status: 400, error: 'invalid_request', message: 'the request is not valid' },
+  ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    error: 'unavailable',
+    message: 'the service is temporarily unavailable',
+  },
+  ERR_STORE_FAILED: { status: 503, error: 'unavailable', message: 'the service is temporarily unavailable' },
+  ERR_CROSS_SLOT: { status: 503, error: 'unavailable', message: 'the service is temporarily unavailable' },
+  ERR_EVICTION_POLICY: {
+    status: 503,
+    error: 'unavailable',
+    message: 'the service is temporarily unavailable',
+  },
+  ERR_SESSION_STALE_AUTH: { status: 401, error: 'unauthenticated', message: 'please log in again' },
+  ERR_SESSION_DATA_TOO_LARGE: {
+    status: 413,
+    error: 'payload_too_large',
+    message: 'session data is too large',
+  },
+  ERR_REFRESH_REUSED: {
+    status: 401,
+    error: 'refresh_token_reused',
+    message: 'the refresh token was already used; the session has been revoked',
+  },
+  ERR_ACCESS_TOKEN_INVALID: { status: 401, error: 'unauthenticated', message: 'authentication required' },
+  ERR_INVALID_OPTION: { status: 500, error: 'internal_error', message: 'internal error' },
+  ERR_KEY_INVALID: { status: 500, error: 'internal_error', message: 'internal error' },
+});
+
+/** Seconds a client should wait after a 503 before retrying. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
+
+/** Options of {@link latchkeyErrors}. */
+export interface LatchkeyErrorsOptions {
+  /** Called with every error answered with a 5xx (for logging). Never receives request bodies. */
+  readonly onServerError?: (error: unknown) => void;
+}
+
+/**
+ * Maps latchkey errors to JSON `{ error, message }` answers with the status of {@link HTTP_ERRORS}:
+ * a store outage is 503 with `Retry-After: 1`, never 500. Other errors thrown with `ctx.throw(status)`
+ * keep their status with a JSON body; anything unexpected is 500 `internal_error` without details.
+ * Mount it first.
+ *
+ * @example
+ * app.use(latchkeyErrors());
+ */
+export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      if (isLatchkeyError(error)) {
+        const mapping = HTTP_ERRORS[error.code];
+        ctx.status = mapping.status;
+        ctx.body = { error: mapping.error, message: mapping.message };
+        if (mapping.status === 503) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+        if (mapping.status >= 500) options.onServerError?.(error);
+        return;
+      }
+      const status = httpStatusOf(error);
+      if (status !== undefined && status < 500) {
+        const expose = error as { code?: unknown; message?: unknown };
+        ctx.status = status;
+        ctx.body = {
+          error:
+            typeof expose.code === 'string' && /^[a-z_]+$/.test(expose.code)
+              ? expose.code
+              : defaultCode(status),
+          message: typeof expose.message === 'string' ? expose.message : 'request refused',
+        };
+        return;
+      }
+      options.onServerError?.(error);
+      ctx.status = status ?? 500;
+      ctx.body = { error: 'internal_error', message: 'internal error' };
+    }
+  };
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  if (error === null || typeof error !== 'object') return undefined;
+  const { status, statusCode } = error as { status?: unknown; statusCode?: unknown };
+  const value = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : undefined;
+  return value !== undefined && value >= 400 && value <= 599 ? value : undefined;
+}
+
+function defaultCode(status: number): string {
+  switch (status) {
+    case 400:
+      return 'invalid_request';
+    case 401:
+      return 'unauthenticated';
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not_found';
+    case 405:
+      return 'method_not_allowed';
+    case 413:
+      return 'payload_too_large';
+    case 415:
+      return 'unsupported_media_type';
+    case 429:
+      return 'too_many_attempts';
+    default:
+      return 'request_refused';
+  }
+}

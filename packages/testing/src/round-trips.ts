@@ -1,0 +1,94 @@
+import type { Cluster, Redis } from 'ioredis';
+
+/** Counts the round trips a client makes. */
+export interface RoundTripCounter {
+  /** Round trips since creation or the last {@link RoundTripCounter.reset}. */
+  readonly count: number;
+  /** The command names sent, in order (`evalsha` for a script call). */
+  readonly commands: readonly string[];
+  /** Zeroes the count. */
+  reset(): void;
+  /** Runs `fn` and returns how many round trips it made (the counter is reset first). */
+  measure(fn: () => Promise<unknown>): Promise<number>;
+}
+
+const NOT_COMMANDS = new Set([
+  'connect',
+  'disconnect',
+  'duplicate',
+  'defineCommand',
+  'pipeline',
+  'multi',
+  'createBuiltinCommand',
+  'customCommand',
+  '_signalModifiedKey',
+]);
+
+/**
+ * Starts counting the Redis round trips `client` makes: every command sent counts once, and a script
+ * call counts once even when ioredis retries an EVALSHA as EVAL after `NOSCRIPT`. Works on ioredis
+ * (single node and Cluster) and on {@link createFakeRedis}.
+ *
+ * @example
+ * const counter = countRoundTrips(redis);
+ * assert.is(await counter.measure(() => sessions.get(token)), 1);
+ */
+export function countRoundTrips(client: Redis | Cluster): RoundTripCounter {
+  const commands: string[] = [];
+  let count = 0;
+  const target = client as unknown as Record<string, unknown> & {
+    sendCommand?: (command: { name: string; promise: Promise<unknown> }, ...rest: unknown[]) => unknown;
+  };
+  const isMock = typeof target.sendCommand !== 'function' || 'customCommands' in target;
+
+  if (!isMock) {
+    const original = target.sendCommand as NonNullable<typeof target.sendCommand>;
+    target.sendCommand = function counted(this: unknown, command, ...rest) {
+      count++;
+      commands.push(command.name);
+      command.promise.catch((error: unknown) => {
+        // ioredis resends a script after NOSCRIPT; the retry is the same logical round trip.
+        if (error instanceof Error && error.message.includes('NOSCRIPT')) count--;
+      });
+      return original.call(this, command, ...rest);
+    };
+  } else {
+    const wrap = (name: string): void => {
+      const fn = target[name];
+      if (typeof fn !== 'function' || NOT_COMMANDS.has(name) || (fn as { __counted?: boolean }).__counted)
+        return;
+      const counted = function (this: unknown, ...args: unknown[]) {
+        count++;
+        commands.push(name);
+        return (fn as (...a: unknown[]) => unknown).apply(this, args);
+      };
+      (counted as { __counted?: boolean }).__counted = true;
+      target[name] = counted;
+    };
+    for (const name of Object.keys(target)) wrap(name);
+    const defineCommand = target['defineCommand'] as (name: string, definition: unknown) => void;
+    target['defineCommand'] = function (this: unknown, name: string, definition: unknown) {
+      defineCommand.call(this, name, definition);
+      wrap(name);
+    };
+  }
+
+  const counter: RoundTripCounter = {
+    get count() {
+      return count;
+    },
+    get commands() {
+      return commands.slice();
+    },
+    reset() {
+      count = 0;
+      commands.length = 0;
+    },
+    async measure(fn) {
+      counter.reset();
+      await fn();
+      return count;
+    },
+  };
+  return counter;
+}

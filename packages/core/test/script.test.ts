@@ -77,16 +77,42 @@ backendSuite('ScriptRunner.run', (test) => {
     assert.is(await roundTrips.measure(() => runner.run(fresh, keys, [])), 1);
     assert.is(await roundTrips.measure(() => runner.run(fresh, keys, [])), 1);
   });
-
-  test('a closed connection raises StoreUnavailableError', async ({ kind, connect, prefix }) => {
-    if (kind === 'fake') return; // the fake has no connection to lose
-    const client = connect();
-    const runner = new ScriptRunner(client, 500);
-    await runner.run(twoKeys, [`${prefix}:{t}:a`, `${prefix}:{t}:b`], []);
-    client.disconnect();
-    await runner.run(twoKeys, [`${prefix}:{t}:a`, `${prefix}:{t}:b`], []).then(
-      () => assert.unreachable('must not succeed on a closed connection'),
-      (e: unknown) => assert.instance(e, StoreUnavailableError),
-    );
-  });
 });
+
+// The fake has no connection to lose: these run on the real backends only.
+backendSuite(
+  'ScriptRunner.run, connection failures',
+  (test) => {
+    test('a closed connection raises StoreUnavailableError', async ({ connect, prefix }) => {
+      const client = connect();
+      const runner = new ScriptRunner(client, 500);
+      await runner.run(twoKeys, [`${prefix}:{t}:a`, `${prefix}:{t}:b`], []);
+      client.disconnect();
+      await runner.run(twoKeys, [`${prefix}:{t}:a`, `${prefix}:{t}:b`], []).then(
+        () => assert.unreachable('must not succeed on a closed connection'),
+        (e: unknown) => assert.instance(e, StoreUnavailableError),
+      );
+    });
+
+    test('a server that does not answer in time raises StoreUnavailableError', async ({
+      connect,
+      prefix,
+      kind,
+    }) => {
+      const client = connect();
+      const runner = new ScriptRunner(client, 100);
+      const slow = defineScript({
+        name: 'test-slow',
+        numberOfKeys: 1,
+        source: `local n = 0 for i = 1, tonumber(ARGV[1]) do n = n + 1 end return redis.call('EXISTS', KEYS[1])`,
+      });
+      const started = performance.now();
+      await runner.run(slow, [`${prefix}:{t}:a`], ['40000000']).then(
+        () => assert.unreachable(`a ${kind} script this slow must time out`),
+        (e: unknown) => assert.instance(e, StoreUnavailableError),
+      );
+      assert.ok(performance.now() - started < 1000);
+    });
+  },
+  { backends: ['redis', 'cluster'] },
+);

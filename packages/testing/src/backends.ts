@@ -154,6 +154,27 @@ export function backendSuite(
   }
 }
 
+/**
+ * A plain uvu suite for tests that need a real `redis-server` of their own (outage tests, server
+ * configuration). Where `redis-server` is missing it is not defined at all (one loud line says so), or,
+ * with `LATCHKEY_REQUIRE_REDIS=1`, replaced by one failing test: a skipped check never counts as passed.
+ */
+export function realRedisSuite(title: string, define: (test: Test) => void): void {
+  if (!realBackendsAvailable()) {
+    if (REQUIRE) {
+      const failing = suite(title);
+      failing('real Redis is required (LATCHKEY_REQUIRE_REDIS=1)', () => {
+        throw new Error('redis-server is not on PATH, and LATCHKEY_REQUIRE_REDIS=1 forbids skipping');
+      });
+      failing.run();
+    }
+    return;
+  }
+  const test = suite(title);
+  define(test);
+  test.run();
+}
+
 function defineFor(kind: BackendKind, title: string, define: (test: Test<BackendContext>) => void): void {
   const suiteId = ++suiteCounter;
   let testCounter = 0;

@@ -37,7 +37,7 @@ export function countRoundTrips(client: Redis | Cluster): RoundTripCounter {
   const commands: string[] = [];
   let count = 0;
   const target = client as unknown as Record<string, unknown> & {
-    sendCommand?: (command: { name: string; promise: Promise<unknown> }, ...rest: unknown[]) => unknown;
+    sendCommand?: (command: { name: string; reject: (error: Error) => void }, ...rest: unknown[]) => unknown;
   };
   const isMock = typeof target.sendCommand !== 'function' || 'customCommands' in target;
 
@@ -46,10 +46,13 @@ export function countRoundTrips(client: Redis | Cluster): RoundTripCounter {
     target.sendCommand = function counted(this: unknown, command, ...rest) {
       count++;
       commands.push(command.name);
-      command.promise.catch((error: unknown) => {
-        // ioredis resends a script after NOSCRIPT; the retry is the same logical round trip.
-        if (error instanceof Error && error.message.includes('NOSCRIPT')) count--;
-      });
+      // ioredis resends a script after NOSCRIPT (its promise never rejects with it, so watch the raw
+      // rejection); the resend is the same logical round trip.
+      const reject = command.reject;
+      command.reject = (error: Error) => {
+        if (error?.message?.includes('NOSCRIPT')) count--;
+        reject.call(command, error);
+      };
       return original.call(this, command, ...rest);
     };
   } else {

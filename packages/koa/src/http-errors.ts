@@ -74,14 +74,24 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
       }
       const status = httpStatusOf(error);
       if (status !== undefined && status < 500) {
-        const expose = error as { code?: unknown; message?: unknown };
+        const expose = error as { code?: unknown; message?: unknown; expose?: unknown; headers?: unknown };
         ctx.status = status;
+        // Like Koa's own error handler: headers an HttpError carries (Allow, WWW-Authenticate) are sent.
+        if (expose.headers !== null && typeof expose.headers === 'object') {
+          for (const [name, value] of Object.entries(expose.headers) as Array<[string, unknown]>) {
+            if (typeof value === 'string') ctx.set(name, value);
+            else if (Array.isArray(value)) ctx.set(name, value.map(String));
+          }
+        }
         ctx.body = {
           error:
             typeof expose.code === 'string' && /^[a-z_]+$/.test(expose.code)
               ? expose.code
               : defaultCode(status),
-          message: typeof expose.message === 'string' ? expose.message : 'request refused',
+          message:
+            expose.expose !== false && typeof expose.message === 'string'
+              ? expose.message
+              : 'request refused',
         };
         return;
       }

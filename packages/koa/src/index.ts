@@ -1,4 +1,15 @@
 export {
+  type CrossOriginProtectionOptions,
+  CSRF_REJECTED,
+  crossOriginProtection,
+} from './csrf.js';
+export {
+  type FreshnessState,
+  REAUTHENTICATION_REQUIRED,
+  type RequireFreshAuthOptions,
+  requireFreshAuth,
+} from './freshness.js';
+export {
   HTTP_ERRORS,
   type HttpMapping,
   type LatchkeyErrorsOptions,

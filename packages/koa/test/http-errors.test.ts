@@ -1,0 +1,137 @@
+import {
+  InvalidInputError,
+  type LatchkeyErrorCode,
+  RefreshTokenReusedError,
+  StaleAuthenticationError,
+  StoreFailedError,
+  StoreUnavailableError,
+} from '@latchkey/core';
+import Koa from 'koa';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { HTTP_ERRORS, latchkeyErrors } from '../src/index.js';
+import { serve } from './support/http-client.js';
+
+/** An app whose only route throws what `fail` returns; `seen` collects what reached onServerError. */
+async function appThrowing(fail: (ctx: Koa.Context) => unknown) {
+  const seen: unknown[] = [];
+  const app = new Koa();
+  app.use(latchkeyErrors({ onServerError: (error) => seen.push(error) }));
+  app.use((ctx) => {
+    throw fail(ctx);
+  });
+  return { server: await serve(app), seen };
+}
+
+const latchkeyErrorsSuite = suite('latchkeyErrors');
+
+latchkeyErrorsSuite('a store outage answers 503 JSON with Retry-After: 1, never 500', async () => {
+  const { server, seen } = await appThrowing(() => new StoreUnavailableError('Redis did not answer'));
+  try {
+    const response = await server.request('/');
+    assert.is(response.status, 503);
+    assert.is(response.headers.get('retry-after'), '1');
+    assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(await response.json(), {
+      error: 'unavailable',
+      message: 'the service is temporarily unavailable',
+    });
+    assert.is(seen.length, 1, 'the outage reaches onServerError for logging');
+  } finally {
+    await server.close();
+  }
+});
+
+latchkeyErrorsSuite('an unexpected store reply is 503 with Retry-After too, without details', async () => {
+  const { server } = await appThrowing(() => new StoreFailedError('Redis rejected script session-get'));
+  try {
+    const response = await server.request('/');
+    assert.is(response.status, 503);
+    assert.is(response.headers.get('retry-after'), '1');
+    const text = await response.text();
+    assert.not.match(text, /session-get/);
+  } finally {
+    await server.close();
+  }
+});
+
+latchkeyErrorsSuite('client-facing latchkey errors keep their status and code', async () => {
+  const cases: Array<[Error, number, string]> = [
+    [new InvalidInputError('user id must be a non-empty string'), 400, 'invalid_request'],
+    [new StaleAuthenticationError(), 401, 'unauthenticated'],
+    [new RefreshTokenReusedError('sid'), 401, 'refresh_token_reused'],
+  ];
+  for (const [error, status, code] of cases) {
+    const { server, seen } = await appThrowing(() => error);
+    try {
+      const response = await server.request('/');
+      assert.is(response.status, status, code);
+      assert.is(response.headers.get('retry-after'), null);
+      assert.is(((await response.json()) as { error: string }).error, code);
+      assert.is(seen.length, 0, '4xx are not server errors');
+    } finally {
+      await server.close();
+    }
+  }
+});
+
+latchkeyErrorsSuite('ctx.throw keeps its status, its headers and a JSON body', async () => {
+  const { server } = await appThrowing((ctx) =>
+    ctx.throw(405, 'use GET', { headers: { Allow: 'GET, HEAD' } }),
+  );
+  try {
+    const response = await server.request('/', { method: 'POST' });
+    assert.is(response.status, 405);
+    assert.is(response.headers.get('allow'), 'GET, HEAD');
+    assert.equal(await response.json(), { error: 'method_not_allowed', message: 'use GET' });
+  } finally {
+    await server.close();
+  }
+});
+
+latchkeyErrorsSuite('an unexpected error is 500 internal_error and reveals nothing', async () => {
+  const { server, seen } = await appThrowing(() => new Error('token v1.secret leaked in a message'));
+  try {
+    const response = await server.request('/');
+    assert.is(response.status, 500);
+    const text = await response.text();
+    assert.equal(JSON.parse(text), { error: 'internal_error', message: 'internal error' });
+    assert.not.match(text, /secret/);
+    assert.is(seen.length, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+latchkeyErrorsSuite('a 4xx error that is not to be exposed does not show its message', async () => {
+  const { server } = await appThrowing(() =>
+    Object.assign(new Error('internal detail'), { status: 400, expose: false }),
+  );
+  try {
+    const response = await server.request('/');
+    assert.is(response.status, 400);
+    assert.equal(await response.json(), { error: 'invalid_request', message: 'request refused' });
+  } finally {
+    await server.close();
+  }
+});
+
+const table = suite('HTTP_ERRORS');
+
+table('maps every code to a JSON error code, and no infrastructure failure to 500', () => {
+  const infrastructure: LatchkeyErrorCode[] = [
+    'ERR_STORE_UNAVAILABLE',
+    'ERR_STORE_FAILED',
+    'ERR_CROSS_SLOT',
+    'ERR_EVICTION_POLICY',
+  ];
+  for (const [code, mapping] of Object.entries(HTTP_ERRORS)) {
+    assert.ok(mapping.status >= 400 && mapping.status <= 599, code);
+    assert.match(mapping.error, /^[a-z_]+$/, code);
+    assert.ok(mapping.message.length > 0, code);
+  }
+  for (const code of infrastructure) assert.is(HTTP_ERRORS[code].status, 503, code);
+});
+
+latchkeyErrorsSuite.run();
+table.run();

@@ -1,0 +1,225 @@
+import { isIP } from 'node:net';
+
+/**
+ * The server's configuration, read once from the environment. Every default and every rule here is
+ * fixed by HTTP-API.md; `loadConfig` throws {@link ConfigError} with one line that says what is wrong.
+ */
+
+/** Where the data lives. */
+export type RedisTarget =
+  | { readonly kind: 'fake' }
+  | { readonly kind: 'url'; readonly url: string }
+  | { readonly kind: 'cluster'; readonly nodes: ReadonlyArray<{ host: string; port: number }> };
+
+/** Lifetimes and limits (seconds and counts, as the environment spells them). */
+export interface Limits {
+  readonly accessTokenTtlSeconds: number;
+  readonly sessionIdleTtlSeconds: number;
+  readonly sessionAbsoluteTtlSeconds: number;
+  readonly refreshReuseGraceSeconds: number;
+  readonly loginMaxFailures: number;
+  readonly loginMaxFailuresPerIp: number;
+  readonly registerMaxPerIp: number;
+  readonly resetMaxPerIp: number;
+}
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Development mode: dev outbox, generated keys, non-`Secure` cookies named `sid`. */
+  readonly dev: boolean;
+  readonly redis: RedisTarget;
+  /** Trusted proxy hops in front of the server (`X-Forwarded-For` / `-Proto`); 0 = none. */
+  readonly trustProxy: number;
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** `PASETO_SECRET_KEY` (a PASERK `k4.secret.…`); undefined in development → generated. */
+  readonly pasetoSecretKey: string | undefined;
+  /** `LATCHKEY_SECRET` (base64url, ≥ 32 bytes); undefined in development → generated. */
+  readonly latchkeySecret: string | undefined;
+  /** `PUBLIC_ORIGIN`: the origin browsers use to reach the server (else the `Host` header counts). */
+  readonly publicOrigin: string | undefined;
+  /** `CSRF_TRUSTED_ORIGINS`: origins that always pass the cross-site check. */
+  readonly csrfTrustedOrigins: readonly string[];
+  readonly cookieName: 'sid' | '__Host-sid';
+  readonly secureCookies: boolean;
+  readonly limits: Limits;
+  readonly logLevel: string;
+}
+
+/** A configuration the server refuses to start with. The message is the one line it prints. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  accessTokenTtlSeconds: 15 * 60,
+  sessionIdleTtlSeconds: 60 * 60,
+  sessionAbsoluteTtlSeconds: 24 * 60 * 60,
+  refreshReuseGraceSeconds: 0,
+  loginMaxFailures: 5,
+  loginMaxFailuresPerIp: 10,
+  registerMaxPerIp: 10,
+  resetMaxPerIp: 10,
+});
+
+const LIMIT_ENV: ReadonlyArray<readonly [keyof Limits, string, number]> = [
+  ['accessTokenTtlSeconds', 'ACCESS_TOKEN_TTL_SECONDS', 1],
+  ['sessionIdleTtlSeconds', 'SESSION_IDLE_TTL_SECONDS', 1],
+  ['sessionAbsoluteTtlSeconds', 'SESSION_ABSOLUTE_TTL_SECONDS', 1],
+  ['refreshReuseGraceSeconds', 'REFRESH_REUSE_GRACE_SECONDS', 0],
+  ['loginMaxFailures', 'LOGIN_MAX_FAILURES', 1],
+  ['loginMaxFailuresPerIp', 'LOGIN_MAX_FAILURES_PER_IP', 1],
+  ['registerMaxPerIp', 'REGISTER_MAX_PER_IP', 1],
+  ['resetMaxPerIp', 'RESET_MAX_PER_IP', 1],
+];
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** True for `localhost` and every loopback address (127.0.0.0/8, `::1`, IPv4-mapped loopback). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^(0{0,4}:){0,5}:?ffff:127\./.test(h) || h === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/**
+ * Reads the configuration from `env`.
+ * @throws {ConfigError} naming what is missing or malformed, in one line.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const get = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+
+  const host = get('HOST') ?? '127.0.0.1';
+  const port = integer('PORT', get('PORT'), 3000, 0, 65535);
+
+  const production = get('NODE_ENV') === 'production';
+  const devFlag = get('LATCHKEY_DEV');
+  if (devFlag !== undefined && devFlag !== '0' && devFlag !== '1') {
+    throw new ConfigError(`LATCHKEY_DEV must be 0 or 1, got "${devFlag}"`);
+  }
+  const dev = devFlag === '1' || (!production && isLoopbackHost(host));
+
+  const trustProxy = integer('TRUST_PROXY', get('TRUST_PROXY'), 0, 0, 100);
+  const certFile = get('TLS_CERT_FILE');
+  const keyFile = get('TLS_KEY_FILE');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  }
+  const tls = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
+
+  const pasetoSecretKey = get('PASETO_SECRET_KEY');
+  if (pasetoSecretKey !== undefined && !pasetoSecretKey.startsWith('k4.secret.')) {
+    throw new ConfigError('PASETO_SECRET_KEY must be a PASERK k4.secret.… key');
+  }
+  const latchkeySecret = get('LATCHKEY_SECRET');
+  if (latchkeySecret !== undefined) {
+    const bytes = /^[A-Za-z0-9_-]+={0,2}$/.test(latchkeySecret)
+      ? Buffer.from(latchkeySecret, 'base64url').length
+      : 0;
+    if (bytes < 32) throw new ConfigError('LATCHKEY_SECRET must be at least 32 random bytes in base64url');
+  }
+
+  if (!dev) {
+    const missing: string[] = [];
+    if (pasetoSecretKey === undefined) missing.push('PASETO_SECRET_KEY (a PASERK k4.secret.… key)');
+    if (latchkeySecret === undefined) missing.push('LATCHKEY_SECRET (≥ 32 random bytes, base64url)');
+    if (trustProxy === 0 && tls === undefined) {
+      missing.push('TRUST_PROXY=<number of proxies> or TLS_CERT_FILE and TLS_KEY_FILE');
+    }
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `refusing to start outside development mode (NODE_ENV=production or HOST ${host} is not loopback) without ${missing.join(', ')}`,
+      );
+    }
+  }
+
+  const redisUrl = get('REDIS_URL');
+  const redisCluster = get('REDIS_CLUSTER');
+  if (redisUrl !== undefined && redisCluster !== undefined) {
+    throw new ConfigError('set REDIS_URL or REDIS_CLUSTER, not both');
+  }
+  let redis: RedisTarget = { kind: 'fake' };
+  if (redisUrl !== undefined) {
+    if (!/^rediss?:\/\//.test(redisUrl))
+      throw new ConfigError('REDIS_URL must start with redis:// or rediss://');
+    redis = { kind: 'url', url: redisUrl };
+  } else if (redisCluster !== undefined) {
+    const nodes = redisCluster.split(',').map((entry) => {
+      const match = /^\s*(\[[^\]]+\]|[^:\s]+):(\d{1,5})\s*$/.exec(entry);
+      const portText = match?.[2];
+      if (match?.[1] === undefined || portText === undefined || Number(portText) > 65535) {
+        throw new ConfigError(`REDIS_CLUSTER must be host:port,… (got "${entry.trim()}")`);
+      }
+      return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port: Number(portText) };
+    });
+    redis = { kind: 'cluster', nodes };
+  }
+
+  const publicOrigin = get('PUBLIC_ORIGIN');
+  if (publicOrigin !== undefined) origin('PUBLIC_ORIGIN', publicOrigin);
+  const csrfTrustedOrigins = (get('CSRF_TRUSTED_ORIGINS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => origin('CSRF_TRUSTED_ORIGINS', s));
+
+  const limits = { ...DEFAULT_LIMITS };
+  for (const [field, name, min] of LIMIT_ENV) {
+    limits[field] = integer(name, get(name), DEFAULT_LIMITS[field], min, 10 * 365 * 24 * 3600);
+  }
+  if (limits.sessionIdleTtlSeconds > limits.sessionAbsoluteTtlSeconds) {
+    throw new ConfigError('SESSION_IDLE_TTL_SECONDS must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
+  }
+
+  const logLevel = get('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`);
+  }
+
+  return Object.freeze({
+    host,
+    port,
+    dev,
+    redis,
+    trustProxy,
+    tls,
+    pasetoSecretKey,
+    latchkeySecret,
+    publicOrigin,
+    csrfTrustedOrigins: Object.freeze(csrfTrustedOrigins),
+    cookieName: dev ? 'sid' : '__Host-sid',
+    secureCookies: !dev,
+    limits: Object.freeze(limits),
+    logLevel,
+  });
+}
+
+function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d{1,12}$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return Number(text);
+}
+
+/** `scheme://host[:port]` with nothing else (an origin as browsers send it). */
+function origin(name: string, text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`${name} must hold origins like https://example.com, got "${text}"`);
+  }
+  if (url.origin === 'null' || url.origin !== text.replace(/\/$/, '')) {
+    throw new ConfigError(`${name} must hold origins like https://example.com, got "${text}"`);
+  }
+  return url.origin;
+}

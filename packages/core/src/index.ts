@@ -17,6 +17,23 @@ export {
 export type { SecurityEvent, SecurityEventHook, SessionEndReason } from './events.js';
 export type { StoreOptions } from './internal/options.js';
 export { assertSameSlot, DEFAULT_PREFIX, hashTagOf, KeySpace, userTag } from './keys.js';
+export {
+  type AccountIpPolicyOptions,
+  type FailOpenOptions,
+  type LoginBackoffOptions,
+  type LoginCheckOptions,
+  type LoginCheckResult,
+  LoginLimiter,
+  type LoginLimiterOptions,
+  type LoginOutcome,
+  type LoginPolicy,
+  type LoginPolicyConfig,
+  type LoginPolicyOptions,
+  type LoginPolicyState,
+  type LoginReservation,
+  type ThrottlePolicy,
+  type ThrottleResult,
+} from './login-limiter.js';
 export { MAX_IDENTIFIER_LENGTH, normalizeIdentifier, normalizeIp, UNKNOWN_IP } from './normalize.js';
 export type { RedisClient } from './redis.js';
 export { type CheckRedisOptions, checkRedis, type RedisCheckResult } from './redis-check.js';

@@ -1,0 +1,83 @@
+-- Login limiter check: reserves one attempt for an account at an IP and for the IP, atomically.
+-- Both sorted sets are sliding-window logs whose members are `<at>.<id>`, scored by `at` (epoch ms).
+-- A reservation is one member in both sets; it counts as a failure until it is settled (a success
+-- removes it) and leaves with the window like any failure. When a policy refuses, nothing is written:
+-- refused attempts never reach the password check, so they neither count nor extend a block.
+--
+-- KEYS[1]  P:l:ai:{<ip>}:<hmac(account)>  zset  reservations and failures of the account at the IP
+-- KEYS[2]  P:l:ip:{<ip>}                  zset  reservations and failures at the IP, any account
+-- ARGV[1]  now, epoch ms
+-- ARGV[2]  the reservation's member `<now>.<random id>`
+-- ARGV[3]  account+IP window start, epoch ms (now - window: members scored at or before it expired)
+-- ARGV[4]  account+IP limit (failures per window)
+-- ARGV[5]  account+IP window, ms (the key's TTL)
+-- ARGV[6]  IP window start, epoch ms
+-- ARGV[7]  IP limit
+-- ARGV[8]  IP window, ms
+-- ARGV[9]  back-off initial delay, ms (0 = no back-off)
+-- ARGV[10] back-off maximum delay, ms
+--
+-- Returns { allowed, aiState, aiCount, aiRef, ipState, ipCount, ipRef }
+--   allowed  1 = reserved; 0 = refused, nothing written
+--   state    0 = open, 1 = limit reached, 2 = back-off (account+IP only)
+--   count    members in the window, this reservation included when allowed
+--   ref      a member whose `at` TypeScript reads: at the limit, the one whose expiry reopens the
+--            policy; in back-off, the newest; otherwise the oldest ('' when the set is empty)
+
+local function prune(key, windowStart)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', windowStart)
+  local n = redis.call('ZCARD', key)
+  if n == 0 then redis.call('DEL', key) end
+  return n
+end
+
+local function memberAt(key, index)
+  local found = redis.call('ZRANGE', key, index, index)
+  if type(found[1]) == 'string' then return found[1] end
+  return ''
+end
+
+local function atOf(member)
+  return tonumber(string.match(member, '^(%d+)'))
+end
+
+local now = tonumber(ARGV[1])
+local aiLimit = tonumber(ARGV[4])
+local ipLimit = tonumber(ARGV[7])
+local backoff = tonumber(ARGV[9])
+
+local aiCount = prune(KEYS[1], ARGV[3])
+local ipCount = prune(KEYS[2], ARGV[6])
+
+local aiState, aiRef = 0, ''
+if aiCount >= aiLimit then
+  aiState = 1
+  aiRef = memberAt(KEYS[1], aiCount - aiLimit)
+elseif aiCount > 0 and backoff > 0 then
+  local newest = memberAt(KEYS[1], -1)
+  local delay = backoff * 2 ^ (aiCount - 1)
+  local cap = tonumber(ARGV[10])
+  if delay > cap then delay = cap end
+  if newest ~= '' and now - atOf(newest) < delay then
+    aiState = 2
+    aiRef = newest
+  end
+end
+
+local ipState, ipRef = 0, ''
+if ipCount >= ipLimit then
+  ipState = 1
+  ipRef = memberAt(KEYS[2], ipCount - ipLimit)
+end
+
+if aiState ~= 0 or ipState ~= 0 then
+  if aiState == 0 and aiCount > 0 then aiRef = memberAt(KEYS[1], 0) end
+  if ipState == 0 and ipCount > 0 then ipRef = memberAt(KEYS[2], 0) end
+  return { 0, aiState, aiCount, aiRef, ipState, ipCount, ipRef }
+end
+
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+return { 1, 0, aiCount + 1, memberAt(KEYS[1], 0), 0, ipCount + 1, memberAt(KEYS[2], 0) }

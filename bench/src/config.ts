@@ -1,0 +1,76 @@
+// Run settings: environment variables and flags, resolved once.
+//
+//   pnpm bench                     full run (≈ 8 min on 2 cores); writes docs/benchmarks.{md,svg,json}
+//   pnpm bench --quick             smoke run (≈ 1.5 min); writes bench/.results/ instead of docs/
+//   BENCH_DURATION_S=8             seconds of load per scenario per round
+//   BENCH_WARMUP_S=3               seconds of warm-up per scenario before round 1
+//   BENCH_ROUNDS=3                 interleaved rounds (at least 3)
+//   BENCH_CONNECTIONS=32           autocannon connections (the same for every scenario)
+//   BENCH_GROWTH_KEYS=1000000      sessions stored for the growth test (against 10,000)
+//   BENCH_ONLY=regex               run only the HTTP scenarios whose id matches (baseline always runs)
+//   BENCH_SKIP_STORES=1            skip the store micro-benchmarks, growth, memory and lifetimes
+//   BENCH_CPU_PROF=regex           run the matching scenario servers under --cpu-prof (bench/.results/prof)
+//   BENCH_OUT=dir                  write the report there instead
+//   BENCH_NOTE=text                a line about the machine's load, printed in the report
+import { join } from 'node:path';
+
+export interface BenchConfig {
+  readonly quick: boolean;
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly rounds: number;
+  readonly connections: number;
+  readonly growthKeys: number;
+  readonly storeOpMs: number;
+  readonly only: RegExp | null;
+  readonly skipStores: boolean;
+  readonly cpuProf: RegExp | null;
+  readonly outDir: string;
+  readonly docs: boolean;
+  readonly note: string;
+  /** Hard limit of the whole run: it stops by itself. */
+  readonly deadlineMs: number;
+  readonly root: string;
+}
+
+function num(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new Error(`${name} must be a number between ${min} and ${max}, got ${raw}`);
+  }
+  return value;
+}
+
+function regex(name: string): RegExp | null {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? null : new RegExp(raw);
+}
+
+export function loadConfig(argv: readonly string[]): BenchConfig {
+  const unknown = argv.filter((a) => a !== '--quick' && a !== '--');
+  if (unknown.length > 0) throw new Error(`unknown argument(s): ${unknown.join(' ')} (only --quick)`);
+  const quick = argv.includes('--quick');
+  const root = join(import.meta.dirname, '..', '..');
+  const out = process.env['BENCH_OUT'];
+  const outDir =
+    out !== undefined && out !== '' ? out : quick ? join(root, 'bench', '.results') : join(root, 'docs');
+  return Object.freeze({
+    quick,
+    durationS: num('BENCH_DURATION_S', quick ? 1.5 : 8, 0.5, 120),
+    warmupS: num('BENCH_WARMUP_S', quick ? 0.5 : 3, 0, 60),
+    rounds: Math.round(num('BENCH_ROUNDS', 3, 3, 20)),
+    connections: Math.round(num('BENCH_CONNECTIONS', 32, 1, 1000)),
+    growthKeys: Math.round(num('BENCH_GROWTH_KEYS', quick ? 50_000 : 1_000_000, 10_000, 5_000_000)),
+    storeOpMs: num('BENCH_STORE_OP_MS', quick ? 300 : 2000, 100, 60_000),
+    only: regex('BENCH_ONLY'),
+    skipStores: process.env['BENCH_SKIP_STORES'] === '1',
+    cpuProf: regex('BENCH_CPU_PROF'),
+    outDir,
+    docs: outDir === join(root, 'docs'),
+    note: process.env['BENCH_NOTE'] ?? '',
+    deadlineMs: num('BENCH_DEADLINE_MIN', quick ? 6 : 20, 1, 120) * 60_000,
+    root,
+  });
+}

@@ -1,0 +1,249 @@
+// `pnpm bench`: latchkey beside its peers on a redis-server of its own, in interleaved rounds.
+//
+// 1. start redis-server on a free port of 127.0.0.1 (never a Redis it did not start);
+// 2. start every HTTP scenario as its own server process, fetch its fixture (cookie / bearer token),
+//    check that one request succeeds, warm it up;
+// 3. rounds: every scenario in turn (A B C … A B C …) under the same autocannon load; per run, the
+//    req/s, p50/p99, round trips per request (counted by the server's client) and Redis commands per
+//    request (INFO commandstats, script-inner calls included), and the ratio to the baseline of the
+//    same round;
+// 4. the store micro-benchmarks, growth, memory and lifetimes in a child process (bench/src/stores.ts);
+// 5. stop everything by pid, write the report (markdown + SVG chart + JSON).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startRedisServer } from '@latchkey/testing';
+import { Redis } from 'ioredis';
+import { renderChart } from './chart.js';
+import { type BenchConfig, loadConfig } from './config.js';
+import { cookieHeader, fetchOnce, runLoad } from './load.js';
+import { describeMachine } from './machine.js';
+import { type Child, startChild } from './processes.js';
+import { commandStats, diffStats, mix, total } from './redis-stats.js';
+import { type BenchReport, type RunRecord, renderReport, type ScenarioSummary } from './report.js';
+import { SCENARIOS, type ScenarioDef } from './scenarios.js';
+import type { StoreResults } from './stores-types.js';
+
+const config = loadConfig(process.argv.slice(2));
+const startedAt = Date.now();
+const log = (line: string): void => {
+  const s = ((Date.now() - startedAt) / 1000).toFixed(0).padStart(4);
+  console.log(`[${s}s] ${line}`);
+};
+
+// The run stops by itself, whatever happens.
+const watchdog = setTimeout(() => {
+  console.error(`bench: still running after ${config.deadlineMs / 60_000} min; stopping`);
+  process.exit(2);
+}, config.deadlineMs);
+watchdog.unref();
+
+interface Running {
+  readonly def: ScenarioDef;
+  readonly child: Child;
+  readonly port: number;
+  readonly headers: Record<string, string>;
+}
+
+async function startScenario(def: ScenarioDef, redisUrl: string): Promise<Running> {
+  const port = await freePort();
+  const profile = config.cpuProf?.test(def.id) === true;
+  const child = await startChild({
+    root: config.root,
+    script: `bench/scenarios/${def.file}.ts`,
+    env: {
+      BENCH_PORT: String(port),
+      BENCH_REDIS_URL: redisUrl,
+      BENCH_PREFIX: `b-${def.id}`,
+      BENCH_MODE: def.mode ?? '',
+    },
+    ...(profile ? { cpuProfDir: join(config.root, 'bench', '.results', 'prof', def.id) } : {}),
+  });
+  try {
+    const setup = await fetchOnce(port, '/__setup', {});
+    const headers: Record<string, string> = {};
+    if (setup.status === 200 && setup.body.startsWith('{')) {
+      const parsed = JSON.parse(setup.body) as { headers?: Record<string, string> };
+      Object.assign(headers, parsed.headers ?? {});
+    }
+    if (setup.setCookies.length > 0) headers['cookie'] = cookieHeader(setup.setCookies);
+    const check = await fetchOnce(port, '/', headers);
+    if (check.status !== 200) throw new Error(`GET / answered ${check.status}: ${check.body.slice(0, 200)}`);
+    return { def, child, port, headers };
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+}
+
+async function measure(run: Running, admin: Redis, durationS: number): Promise<Omit<RunRecord, 'round'>> {
+  const tripsBefore = await run.child.stats();
+  const before = await commandStats(admin);
+  const load = await runLoad({
+    port: run.port,
+    headers: run.headers,
+    connections: config.connections,
+    durationS,
+  });
+  const after = await commandStats(admin);
+  const tripsAfter = await run.child.stats();
+  const commands = diffStats(before, after);
+  const requests = Math.max(load.requests, 1);
+  return {
+    id: run.def.id,
+    rps: load.rps,
+    p50Ms: load.p50Ms,
+    p99Ms: load.p99Ms,
+    requests: load.requests,
+    non2xx: load.non2xx,
+    errors: load.errors,
+    roundTripsPerRequest: (tripsAfter - tripsBefore) / requests,
+    commandsPerRequest: total(commands) / requests,
+    commandMix: mix(commands, requests),
+    ratio: Number.NaN,
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function summarize(def: ScenarioDef, runs: readonly RunRecord[]): ScenarioSummary {
+  const mine = runs.filter((r) => r.id === def.id);
+  return {
+    def,
+    rounds: mine.length,
+    rps: median(mine.map((r) => r.rps)),
+    ratio: median(mine.map((r) => r.ratio)),
+    ratioMin: Math.min(...mine.map((r) => r.ratio)),
+    ratioMax: Math.max(...mine.map((r) => r.ratio)),
+    p50Ms: median(mine.map((r) => r.p50Ms)),
+    p99Ms: median(mine.map((r) => r.p99Ms)),
+    roundTripsPerRequest: median(mine.map((r) => r.roundTripsPerRequest)),
+    commandsPerRequest: median(mine.map((r) => r.commandsPerRequest)),
+    commandMix: mine.at(-1)?.commandMix ?? '',
+    failedRequests: mine.reduce((n, r) => n + r.non2xx + r.errors, 0),
+  };
+}
+
+async function runStores(cfg: BenchConfig, redisUrl: string): Promise<StoreResults | { error: string }> {
+  try {
+    const child = await startChild({
+      root: cfg.root,
+      script: 'bench/src/stores.ts',
+      env: {
+        BENCH_REDIS_URL: redisUrl,
+        BENCH_STORE_OP_MS: String(cfg.storeOpMs),
+        BENCH_GROWTH_KEYS: String(cfg.growthKeys),
+        BENCH_QUICK: cfg.quick ? '1' : '0',
+      },
+    });
+    try {
+      const reply = await child.messages.next('result', 8 * 60_000);
+      return reply['result'] as StoreResults;
+    } finally {
+      await child.stop();
+    }
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+async function main(): Promise<void> {
+  log(
+    `bench: ${config.quick ? 'quick' : 'full'} run, ${config.rounds} rounds × ${config.durationS} s, ` +
+      `${config.connections} connections, warm-up ${config.warmupS} s`,
+  );
+  const server = await startRedisServer();
+  log(`redis-server pid ${server.pid} on 127.0.0.1:${server.port}`);
+  const admin = new Redis(server.url);
+  const machine = await describeMachine(admin);
+  const running: Running[] = [];
+  const unavailable: Array<{ def: ScenarioDef; reason: string }> = [];
+  const runs: RunRecord[] = [];
+  let stores: StoreResults | { error: string } | null = null;
+  try {
+    const defs = SCENARIOS.filter(
+      (d) => d.id === 'baseline' || config.only === null || config.only.test(d.id),
+    );
+    for (const def of defs) {
+      try {
+        const run = await startScenario(def, server.url);
+        if (config.warmupS > 0)
+          await runLoad({ ...run, connections: config.connections, durationS: config.warmupS });
+        running.push(run);
+        log(`started ${def.id} (pid ${run.child.pid}, port ${run.port})`);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        unavailable.push({ def, reason });
+        log(`SKIPPED ${def.id}: ${reason.split('\n')[0]}`);
+      }
+    }
+    if (!running.some((r) => r.def.id === 'baseline')) throw new Error('the baseline did not start');
+
+    for (let round = 1; round <= config.rounds; round++) {
+      const inRound: RunRecord[] = [];
+      for (const run of running) {
+        const record: RunRecord = { ...(await measure(run, admin, config.durationS)), round };
+        inRound.push(record);
+        log(
+          `round ${round} ${run.def.id.padEnd(24)} ${record.rps.toFixed(0).padStart(6)} req/s  ` +
+            `p50 ${record.p50Ms.toFixed(2)} ms  p99 ${record.p99Ms.toFixed(2)} ms  ` +
+            `${record.roundTripsPerRequest.toFixed(2)} trips  ${record.commandsPerRequest.toFixed(2)} cmds` +
+            (record.non2xx + record.errors > 0 ? `  FAILED ${record.non2xx + record.errors}` : ''),
+        );
+      }
+      const baseline = inRound.find((r) => r.id === 'baseline')!;
+      for (const r of inRound) runs.push({ ...r, ratio: r.rps / baseline.rps });
+    }
+  } finally {
+    for (const run of running) await run.child.stop();
+    log('scenario servers stopped');
+  }
+
+  if (!config.skipStores) {
+    await admin.flushall();
+    log('store micro-benchmarks, growth, memory and lifetimes');
+    stores = await runStores(config, server.url);
+    if ('error' in stores) log(`stores: ${stores.error}`);
+  }
+  await admin.quit();
+  await server.stop();
+  log('redis-server stopped');
+
+  const summaries = running.map((r) => summarize(r.def, runs));
+  const report: BenchReport = {
+    config: {
+      quick: config.quick,
+      durationS: config.durationS,
+      warmupS: config.warmupS,
+      rounds: config.rounds,
+      connections: config.connections,
+      growthKeys: config.growthKeys,
+    },
+    machine: { ...machine, loadAfter: loadavg().map((l) => Math.round(l * 100) / 100) },
+    note: config.note,
+    date: new Date(startedAt).toISOString(),
+    elapsedS: Math.round((Date.now() - startedAt) / 1000),
+    summaries,
+    unavailable: unavailable.map((u) => ({ id: u.def.id, label: u.def.label, reason: u.reason })),
+    runs,
+    stores,
+  };
+  mkdirSync(config.outDir, { recursive: true });
+  writeFileSync(join(config.outDir, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(config.outDir, 'benchmarks.svg'), renderChart(summaries));
+  writeFileSync(join(config.outDir, 'benchmarks.md'), renderReport(report, config.root));
+  log(`report written to ${config.outDir}/benchmarks.{md,svg,json}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

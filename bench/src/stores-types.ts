@@ -1,0 +1,49 @@
+// What bench/src/stores.ts reports back to the runner.
+
+export interface StoreOpResult {
+  readonly op: string;
+  readonly what: string;
+  /** Operations per second with `concurrency` calls in flight on one client. */
+  readonly opsPerSecond: number;
+  readonly concurrency: number;
+  /** Mean latency of one call alone, in µs. */
+  readonly soloMicros: number;
+  /** Round trips of one call, counted on the client. */
+  readonly roundTrips: number;
+  /** Redis commands of one call, script-inner included (INFO commandstats). */
+  readonly commands: number;
+  readonly target?: number;
+}
+
+export interface GrowthResult {
+  readonly small: number;
+  readonly large: number;
+  readonly seedSeconds: number;
+  readonly smallOpsPerSecond: number;
+  readonly largeOpsPerSecond: number;
+  readonly smallSoloMicros: number;
+  readonly largeSoloMicros: number;
+  readonly usedMemoryLargeMiB: number;
+}
+
+export interface MemoryRow {
+  readonly what: string;
+  readonly key: string;
+  readonly bytes: number;
+}
+
+export interface LifetimeRow {
+  readonly what: string;
+  readonly keysWhileAlive: number;
+  readonly keysAfter: number;
+  readonly waitedMs: number;
+  readonly keysWithoutTtl: number;
+}
+
+export interface StoreResults {
+  readonly ops: readonly StoreOpResult[];
+  readonly growth: GrowthResult | null;
+  readonly memory: readonly MemoryRow[];
+  readonly lifetimes: readonly LifetimeRow[];
+  readonly notes: readonly string[];
+}

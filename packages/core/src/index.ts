@@ -1,3 +1,16 @@
+export {
+  type AccessTokenCacheOptions,
+  type AccessTokenCacheStats,
+  type AccessTokenClaims,
+  type AccessTokenFailure,
+  type AccessTokenId,
+  AccessTokens,
+  type AccessTokensOptions,
+  type AccessTokenVerification,
+  type ClaimValue,
+  type IssueAccessTokenInput,
+  type IssuedAccessToken,
+} from './access-tokens.js';
 export { type Clock, systemClock } from './clock.js';
 export {
   CrossSlotError,
@@ -16,6 +29,14 @@ export {
 } from './errors.js';
 export type { SecurityEvent, SecurityEventHook, SessionEndReason } from './events.js';
 export type { StoreOptions } from './internal/options.js';
+export {
+  type DevelopmentKey,
+  generateDevelopmentKey,
+  KeyRing,
+  type KeyRingOptions,
+  type KeySource,
+  type VerificationKeyInput,
+} from './key-ring.js';
 export { assertSameSlot, DEFAULT_PREFIX, hashTagOf, KeySpace, userTag } from './keys.js';
 export {
   type AccountIpPolicyOptions,
@@ -37,4 +58,13 @@ export {
 export { MAX_IDENTIFIER_LENGTH, normalizeIdentifier, normalizeIp, UNKNOWN_IP } from './normalize.js';
 export type { RedisClient } from './redis.js';
 export { type CheckRedisOptions, checkRedis, type RedisCheckResult } from './redis-check.js';
+export {
+  DEFAULT_CLOCK_TOLERANCE_MS,
+  DEFAULT_SKEW_MARGIN_MS,
+  RevocationList,
+  type RevocationListOptions,
+  type RevocationQuery,
+  type RevocationScope,
+  type RevokeJtiOptions,
+} from './revocation-list.js';
 export { type SecretPurpose, ServerSecret } from './secret.js';

@@ -56,6 +56,16 @@ export {
   type ThrottleResult,
 } from './login-limiter.js';
 export { MAX_IDENTIFIER_LENGTH, normalizeIdentifier, normalizeIp, UNKNOWN_IP } from './normalize.js';
+export {
+  type CodeLimit,
+  type CodeTarget,
+  type IssueCodeResult,
+  type IssueRefusal,
+  OneTimeCodes,
+  type OneTimeCodesOptions,
+  type VerifyCodeResult,
+  type VerifyRefusal,
+} from './one-time-codes.js';
 export type { RedisClient } from './redis.js';
 export { type CheckRedisOptions, checkRedis, type RedisCheckResult } from './redis-check.js';
 export {

@@ -9,7 +9,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { toInt } from './internal/script.js';
+import { toArray, toInt } from './internal/script.js';
 import { type KeyRing, keyRingState } from './key-ring.js';
 import { userTag } from './keys.js';
 import { accessVerify } from './lua/generated/access-verify.js';
@@ -88,6 +88,11 @@ export type AccessTokenVerification =
       readonly jti: string;
       /** `claims.exp` in epoch ms. */
       readonly expiresAt: number;
+      /**
+       * When the session's credential check began (its server-side `authenticatedAt`, epoch ms):
+       * what freshness checks use, never the token's `iat`.
+       */
+      readonly authenticatedAt: number;
     }
   | { readonly ok: false; readonly reason: AccessTokenFailure };
 
@@ -326,8 +331,8 @@ export class AccessTokens {
     const local = this.#verifyLocally(token, now);
     const verified = local instanceof Promise ? await local : local;
     if (typeof verified === 'string') return { ok: false, reason: verified };
-    const status = toInt(await this.#ctx.runner.run(accessVerify, verified.keys, [String(now)]));
-    switch (status) {
+    const reply = toArray(await this.#ctx.runner.run(accessVerify, verified.keys, [String(now)]));
+    switch (toInt(reply[0])) {
       case 0:
         return {
           ok: true,
@@ -336,6 +341,7 @@ export class AccessTokens {
           sessionId: verified.sessionId,
           jti: verified.jti,
           expiresAt: verified.expiresAt,
+          authenticatedAt: toInstant(reply[1]),
         };
       case 1:
         return { ok: false, reason: 'revoked' };
@@ -487,6 +493,15 @@ export class AccessTokens {
       ] as const),
     });
   }
+}
+
+/** An epoch-ms instant stored by a script as a decimal string (Redis) or number (the fake). */
+function toInstant(value: unknown): number {
+  const text = typeof value === 'number' ? String(value) : value;
+  if (typeof text !== 'string' || !/^\d{1,16}$/.test(text)) {
+    throw new StoreFailedError('unexpected reply from Redis (access-verify)');
+  }
+  return Number(text);
 }
 
 /** Reads the key id from a footer before verification: size-capped, strict JSON `{"kid":"…"}`. */

@@ -71,16 +71,23 @@ function tokensFor(
   return new AccessTokens({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, keyRing, ...extra });
 }
 
-/** A live session and a token for it. */
+/** A live session (authenticated 1234 ms ago) and a token for it. */
 async function login(
   ctx: BackendContext,
   tokens: AccessTokens,
   userId = 'alice',
   sessionId = 'sess-0000000000000001',
 ) {
-  await writeSessionRecord(ctx.redis, { prefix: ctx.prefix, userId, sessionId, now: ctx.clock.now() });
+  const authenticatedAt = ctx.clock.now() - 1234;
+  await writeSessionRecord(ctx.redis, {
+    prefix: ctx.prefix,
+    userId,
+    sessionId,
+    now: ctx.clock.now(),
+    authenticatedAt,
+  });
   const issued = await tokens.issue({ userId, sessionId });
-  return { userId, sessionId, ...issued };
+  return { userId, sessionId, authenticatedAt, ...issued };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -289,6 +296,7 @@ backendSuite('AccessTokens.verify', (test) => {
           assert.is(result.sessionId, t.sessionId);
           assert.is(result.jti, t.jti);
           assert.is(result.expiresAt, t.expiresAt);
+          assert.is(result.authenticatedAt, t.authenticatedAt, 'the session’s m:aa, in ms');
           assert.is(result.claims.sub, t.userId);
           assert.ok(Object.isFrozen(result.claims));
         }
@@ -378,7 +386,13 @@ backendSuite('AccessTokens.verify', (test) => {
     assert.equal(await tokens.verify(before.token), { ok: false, reason: 'session_revoked' });
     assert.equal(await tokens.verify(sameSecond.token), { ok: false, reason: 'session_revoked' });
     ctx.clock.advance(1);
-    const after = await login(ctx, tokens, 'carol', 'new-session');
+    await writeSessionRecord(ctx.redis, {
+      prefix: ctx.prefix,
+      userId: 'carol',
+      sessionId: 'new',
+      now: ctx.clock.now(),
+    });
+    const after = await tokens.issue({ userId: 'carol', sessionId: 'new' });
     assert.ok((await tokens.verify(after.token)).ok, 'authenticated after the mark');
     assert.equal(await tokens.verify(before.token), { ok: false, reason: 'session_revoked' });
   });

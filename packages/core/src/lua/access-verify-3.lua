@@ -8,24 +8,25 @@
 -- KEYS[3]  P:rj:{T}:<jti> the revoked-jti record (string)
 -- ARGV[1]  now, epoch ms (string)
 --
--- Returns 0  valid: not revoked, session alive, authenticated at or after the mark
---         1  the jti is revoked
---         2  the session is missing or past its idle or absolute deadline
---         3  the session was authenticated before the user's mark
+-- Returns {0, m:aa}  valid: not revoked, session alive, authenticated at or after the mark; m:aa
+--                   (the session's authenticatedAt, ms) is passed through as stored
+--         {1}       the jti is revoked
+--         {2}       the session is missing or past its idle or absolute deadline
+--         {3}       the session was authenticated before the user's mark
 if redis.call('EXISTS', KEYS[3]) == 1 then
-  return 1
+  return {1}
 end
 local s = redis.call('HMGET', KEYS[1], 'm:ie', 'm:ae', 'm:aa')
 local ie, ae, aa = s[1], s[2], s[3]
 if type(ie) ~= 'string' or type(ae) ~= 'string' or type(aa) ~= 'string' then
-  return 2
+  return {2}
 end
 local now = tonumber(ARGV[1])
 if now >= tonumber(ie) or now >= tonumber(ae) then
-  return 2
+  return {2}
 end
 local mark = redis.call('GET', KEYS[2])
 if type(mark) == 'string' and tonumber(mark) > tonumber(aa) then
-  return 3
+  return {3}
 end
-return 0
+return {0, aa}

@@ -57,6 +57,7 @@ export {
 } from './login-limiter.js';
 export { MAX_IDENTIFIER_LENGTH, normalizeIdentifier, normalizeIp, UNKNOWN_IP } from './normalize.js';
 export {
+  type CodeAttempt,
   type CodeLimit,
   type CodeTarget,
   type IssueCodeResult,

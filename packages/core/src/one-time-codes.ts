@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { InvalidInputError, InvalidOptionError } from './errors.js';
+import { InvalidInputError, InvalidOptionError, StoreFailedError } from './errors.js';
 import { emitSafely } from './events.js';
 import { hmac } from './internal/crypto.js';
 import {
@@ -98,6 +98,12 @@ export interface CodeTarget {
   readonly purpose: string;
 }
 
+/** A presented code, for {@link OneTimeCodes.verify}. */
+export interface CodeAttempt extends CodeTarget {
+  /** What the user typed, as sent: any string is accepted (and counted); it is compared exactly. */
+  readonly code: string;
+}
+
 /** Why {@link OneTimeCodes.issue} sent nothing. */
 export type IssueRefusal = 'cooldown' | 'issue_limit' | 'budget_exhausted';
 
@@ -168,7 +174,7 @@ const VERIFY_REASONS = ['invalid', 'expired', 'exhausted', 'no_code'] as const;
  * const sent = await codes.issue({ subject: email, purpose: 'password-reset' });
  * if (sent.ok) await mailer.send(email, sent.code);
  * const checked = await codes.verify({ subject: email, purpose: 'password-reset', code: input });
- * if (!checked.ok) ctx.throw(400, 'invalid code');
+ * if (!checked.ok) return reply(400, { error: 'invalid_code' }); // the same for every reason
  */
 export class OneTimeCodes {
   readonly #ctx: StoreContext;
@@ -255,7 +261,7 @@ export class OneTimeCodes {
    * const checked = await codes.verify({ subject: userId, purpose: 'verify-email', code: body.code });
    * if (checked.ok) await users.markEmailVerified(userId);
    */
-  async verify(target: CodeTarget & { readonly code: string }): Promise<VerifyCodeResult> {
+  async verify(target: CodeAttempt): Promise<VerifyCodeResult> {
     const { subjectDigest, purpose } = this.#target(target);
     const presented: unknown = target.code;
     if (typeof presented !== 'string') throw new InvalidInputError('code must be a string');
@@ -284,7 +290,7 @@ export class OneTimeCodes {
       return Object.freeze({ ok: false, reason: 'budget_exhausted', retryAfterMs });
     }
     const reason = VERIFY_REASONS[status - 1];
-    if (reason === undefined) return Object.freeze({ ok: false, reason: 'invalid' });
+    if (reason === undefined) throw new StoreFailedError('unexpected reply from Redis');
     return Object.freeze({ ok: false, reason });
   }
 

@@ -79,3 +79,12 @@ export {
   type RevokeJtiOptions,
 } from './revocation-list.js';
 export { type SecretPurpose, ServerSecret } from './secret.js';
+export {
+  type CreateSessionOptions,
+  type RevokeAllOptions,
+  type Session,
+  type SessionPatch,
+  SessionStore,
+  type SessionStoreOptions,
+  type SessionToken,
+} from './sessions.js';

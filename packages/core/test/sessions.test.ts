@@ -1,0 +1,693 @@
+import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  InvalidInputError,
+  InvalidOptionError,
+  KeySpace,
+  type SecurityEvent,
+  SessionDataTooLargeError,
+  SessionStore,
+  type SessionStoreOptions,
+  StaleAuthenticationError,
+  StoreUnavailableError,
+  userTag,
+} from '../src/index.js';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+type Data = Record<string, unknown>;
+
+function store<D extends Data = Data>(
+  ctx: BackendContext,
+  options: Partial<SessionStoreOptions> = {},
+  events: SecurityEvent[] = [],
+): SessionStore<D> {
+  return new SessionStore<D>({
+    redis: ctx.redis,
+    clock: ctx.clock,
+    prefix: ctx.prefix,
+    onEvent: (e) => events.push(e),
+    ...options,
+  });
+}
+
+async function rejects(promise: Promise<unknown>, check: (e: unknown) => boolean, what: string) {
+  await promise.then(
+    () => assert.unreachable(`expected ${what}`),
+    (e: unknown) => assert.ok(check(e), `expected ${what}, got ${String(e)}`),
+  );
+}
+
+const ODD_USER_IDS = [
+  'user "quoted"',
+  '{braces}',
+  '}{',
+  'a:b:c',
+  'ユーザー😀',
+  "' OR 1=1 --",
+  'x'.repeat(1024),
+];
+
+// ---------------------------------------------------------------------------------------------------
+// Unit tier: no Redis.
+
+const unit = suite('SessionStore (no Redis)');
+
+unit('parseToken() accepts only v1.<43>.<22>.<43> base64url and never throws', () => {
+  const token = `v1.${'A'.repeat(43)}.${'b'.repeat(22)}.${'-'.repeat(43)}`;
+  assert.equal(SessionStore.parseToken(token), { tag: 'A'.repeat(43), sessionId: 'b'.repeat(22) });
+  for (const bad of [
+    undefined,
+    null,
+    42,
+    {},
+    '',
+    'v1',
+    token.slice(0, -1),
+    `${token}A`,
+    token.replace('v1.', 'r1.'),
+    token.replace('v1.', 'v2.'),
+    token.replace(/A/, '+'),
+    token.replace(/b/, 'é'),
+    `${token.slice(0, -1)}\n`,
+    'x'.repeat(10 * 1024),
+  ]) {
+    assert.is(SessionStore.parseToken(bad), null, `bad token ${JSON.stringify(bad)?.slice(0, 40)}`);
+  }
+});
+
+unit('the constructor validates every option and names it', () => {
+  const redis = { defineCommand() {} } as never;
+  const cases: Array<[Partial<SessionStoreOptions>, string]> = [
+    [{ idleTimeoutMs: 0 }, 'idleTimeoutMs'],
+    [{ absoluteTimeoutMs: 1.5 }, 'absoluteTimeoutMs'],
+    [{ maxSessionsPerUser: 501 }, 'maxSessionsPerUser'],
+    [{ maxSessionsPerUser: 0 }, 'maxSessionsPerUser'],
+    [{ maxDataBytes: -1 }, 'maxDataBytes'],
+    [{ lastSeenResolutionMs: 40 * MIN }, 'lastSeenResolutionMs'],
+    [{ clockSkewMs: -1 }, 'clockSkewMs'],
+    [{ prefix: '{x}' }, 'prefix'],
+  ];
+  for (const [options, name] of cases) {
+    assert.throws(
+      () => new SessionStore({ redis, ...options }),
+      (e: unknown) => e instanceof InvalidOptionError && e.message.includes(name),
+      name,
+    );
+  }
+  const defaults = new SessionStore({ redis }).options;
+  assert.equal(defaults, {
+    idleTimeoutMs: HOUR,
+    absoluteTimeoutMs: 24 * HOUR,
+    maxSessionsPerUser: 100,
+    maxDataBytes: 4096,
+    lastSeenResolutionMs: MIN,
+    clockSkewMs: MIN,
+  });
+  assert.ok(Object.isFrozen(defaults));
+});
+
+unit.run();
+
+// ---------------------------------------------------------------------------------------------------
+// Behaviour tier: fake, redis-server, Cluster.
+
+backendSuite('SessionStore.create', (test) => {
+  test('returns a 256-bit token carrying the user tag and a session with its metadata', async (ctx) => {
+    const sessions = store<{ theme: string }>(ctx);
+    const now = ctx.clock.now();
+    const { token, session } = await sessions.create(
+      'alice',
+      { theme: 'dark' },
+      { ip: '203.0.113.7', userAgent: 'Firefox', authenticatedAt: now - 5 },
+    );
+    const parsed = SessionStore.parseToken(token);
+    assert.ok(parsed);
+    assert.is(parsed.tag, userTag('alice'));
+    assert.is(parsed.sessionId, session.id);
+    assert.equal(session, {
+      id: session.id,
+      userId: 'alice',
+      data: { theme: 'dark' },
+      createdAt: now,
+      authenticatedAt: now - 5,
+      lastSeenAt: now,
+      expiresAt: now + HOUR,
+      idleExpiresAt: now + HOUR,
+      absoluteExpiresAt: now + 24 * HOUR,
+      ip: '203.0.113.7',
+      userAgent: 'Firefox',
+    });
+    assert.equal(await sessions.get(token), session);
+    assert.equal(await ctx.keysWithoutTtl(), []);
+  });
+
+  test('is one round trip', async (ctx) => {
+    const sessions = store(ctx);
+    assert.is(await ctx.roundTrips.measure(() => sessions.create('bob', { a: 1 })), 1);
+  });
+
+  test('refuses an authentication that began before the user’s revoke-everything mark', async (ctx) => {
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
+    const authenticatedAt = ctx.clock.now();
+    await ctx.advance(1000);
+    await sessions.revokeAllForUser('carol'); // a password reset lands during the login
+    await ctx.advance(10);
+    await rejects(
+      sessions.create('carol', {}, { authenticatedAt }),
+      (e) => e instanceof StaleAuthenticationError && e.code === 'ERR_SESSION_STALE_AUTH',
+      'StaleAuthenticationError',
+    );
+    assert.equal(await sessions.listForUser('carol'), []);
+    assert.ok(events.some((e) => e.type === 'session.stale-auth-refused'));
+    // A login that began after the reset goes through.
+    const { token } = await sessions.create('carol', {}, { authenticatedAt: ctx.clock.now() });
+    assert.ok(await sessions.get(token));
+  });
+
+  test('evicts the oldest sessions beyond maxSessionsPerUser', async (ctx) => {
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, { maxSessionsPerUser: 3 }, events);
+    const tokens = [];
+    for (let i = 0; i < 5; i++) {
+      tokens.push((await sessions.create('dave', { i })).token);
+      await ctx.advance(1000);
+    }
+    assert.is(await sessions.get(tokens[0] as string), null);
+    assert.is(await sessions.get(tokens[1] as string), null);
+    for (const t of tokens.slice(2)) assert.ok(await sessions.get(t));
+    const list = await sessions.listForUser('dave');
+    assert.equal(
+      list.map((s) => s.data['i']),
+      [4, 3, 2],
+    );
+    const evicted = events.filter((e) => e.type === 'session.revoked' && e.reason === 'evicted');
+    assert.is(evicted.length, 2);
+    // Evicted sessions leave nothing behind: 3 session hashes and the index.
+    assert.is((await ctx.keys()).length, 4);
+  });
+
+  test('refuses data above maxDataBytes and writes nothing', async (ctx) => {
+    const sessions = store(ctx, { maxDataBytes: 64 });
+    await rejects(
+      sessions.create('erin', { blob: 'x'.repeat(100) }),
+      (e) => e instanceof SessionDataTooLargeError && e.code === 'ERR_SESSION_DATA_TOO_LARGE',
+      'SessionDataTooLargeError',
+    );
+    assert.equal(await ctx.keys(), []);
+    // Multi-byte characters count as bytes: 20 × 'é' is 40 bytes of JSON text plus the name.
+    await rejects(
+      sessions.create('erin', { n: 'é'.repeat(31) }),
+      (e) => e instanceof SessionDataTooLargeError,
+      'SessionDataTooLargeError for UTF-8 bytes',
+    );
+    await sessions.create('erin', { n: 'é'.repeat(29) });
+  });
+
+  test('refuses bad input with a clear error before any round trip', async (ctx) => {
+    const sessions = store(ctx);
+    const bad: Array<() => Promise<unknown>> = [
+      () => sessions.create('', {}),
+      () => sessions.create(42 as never, {}),
+      () => sessions.create('x'.repeat(1025), {}),
+      () => sessions.create('lone \ud800 surrogate', {}),
+      () => sessions.create('u', { n: 10n }),
+      () => sessions.create('u', { f: () => 1 }),
+      () => sessions.create('u', [] as never),
+      () => sessions.create('u', {}, { authenticatedAt: ctx.clock.now() + 1000 }),
+      () => sessions.create('u', {}, { idleTimeoutMs: 0 }),
+      () => sessions.create('u', {}, { idleTimeoutMs: MIN }),
+      () => sessions.create('u', { 'a\u0000b': 1 }),
+    ];
+    for (const call of bad) {
+      const trips = await ctx.roundTrips.measure(() =>
+        rejects(call(), (e) => e instanceof InvalidInputError, 'InvalidInputError'),
+      );
+      assert.is(trips, 0);
+    }
+  });
+
+  test('keeps per-session idle and absolute timeouts', async (ctx) => {
+    const sessions = store(ctx);
+    const now = ctx.clock.now();
+    const { token, session } = await sessions.create(
+      'frank',
+      {},
+      { idleTimeoutMs: 10 * MIN, absoluteTimeoutMs: 30 * MIN },
+    );
+    assert.is(session.idleExpiresAt, now + 10 * MIN);
+    assert.is(session.absoluteExpiresAt, now + 30 * MIN);
+    await ctx.advance(11 * MIN);
+    assert.is(await sessions.get(token), null);
+  });
+
+  test('truncates long client metadata instead of refusing the login', async (ctx) => {
+    const sessions = store(ctx);
+    const { session } = await sessions.create('gina', {}, { userAgent: 'U'.repeat(2000), ip: '' });
+    assert.is(session.userAgent?.length, 512);
+    assert.not.ok('ip' in session);
+  });
+});
+
+backendSuite('SessionStore.get', (test) => {
+  test('slides the idle deadline on use', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('u1', {});
+    for (let i = 0; i < 4; i++) {
+      await ctx.advance(50 * MIN);
+      const s = await sessions.get(token);
+      assert.ok(s, `alive after ${(i + 1) * 50} minutes of regular use`);
+      assert.is(s.idleExpiresAt, ctx.clock.now() + HOUR);
+      assert.is(s.lastSeenAt, ctx.clock.now());
+    }
+  });
+
+  test('ends a session idle for longer than the idle timeout and emits session.expired', async (ctx) => {
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
+    const { token, session } = await sessions.create('u2', {});
+    await ctx.advance(59 * MIN);
+    assert.ok(await sessions.get(token));
+    await ctx.advance(61 * MIN);
+    assert.is(await sessions.get(token), null);
+    assert.equal(await ctx.keys(), []);
+    // On the fake the key may still be there for get() to find dead: then the event is emitted.
+    const expired = events.filter((e) => e.type === 'session.expired');
+    assert.ok(expired.every((e) => e.type === 'session.expired' && e.sessionId === session.id));
+  });
+
+  test('reports expiry on access when the record outlives its logical lifetime', async (ctx) => {
+    // On the fake the installed clock also expires the key, so there is no record left to find.
+    if (ctx.kind === 'fake') return;
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
+    const { token, session } = await sessions.create('u2b', {});
+    ctx.clock.advance(HOUR + 1000); // logical time only: the key is still in Redis
+    assert.is(await sessions.get(token), null);
+    assert.equal(
+      events.filter((e) => e.type === 'session.expired').map((e) => (e as { sessionId: string }).sessionId),
+      [session.id],
+    );
+    assert.equal(await ctx.keys(), [], 'the dead record and the index are deleted on access');
+  });
+
+  test('never extends a session past its absolute lifetime', async (ctx) => {
+    const sessions = store(ctx, { absoluteTimeoutMs: 2 * HOUR });
+    const { token, session } = await sessions.create('u3', {});
+    await ctx.advance(50 * MIN);
+    assert.ok(await sessions.get(token));
+    await ctx.advance(50 * MIN);
+    const late = await sessions.get(token);
+    assert.ok(late);
+    assert.is(late.idleExpiresAt, session.absoluteExpiresAt, 'the idle deadline is capped');
+    assert.is(late.expiresAt, session.absoluteExpiresAt);
+    await ctx.advance(19 * MIN);
+    assert.ok(await sessions.get(token));
+    await ctx.advance(2 * MIN);
+    assert.is(await sessions.get(token), null);
+    assert.equal(await ctx.keys(), []);
+  });
+
+  test('writes lastSeenAt at most once per lastSeenResolutionMs', async (ctx) => {
+    const sessions = store(ctx);
+    const { token, session } = await sessions.create('u4', {});
+    await ctx.advance(20_000);
+    const early = await sessions.get(token);
+    assert.is(early?.lastSeenAt, session.createdAt);
+    assert.is(early?.idleExpiresAt, session.idleExpiresAt);
+    await ctx.advance(41_000);
+    const later = await sessions.get(token);
+    assert.is(later?.lastSeenAt, ctx.clock.now());
+    assert.is(later?.idleExpiresAt, ctx.clock.now() + HOUR);
+  });
+
+  test('is one round trip, renewal included', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('u5', {});
+    assert.is(await ctx.roundTrips.measure(() => sessions.get(token)), 1);
+    await ctx.advance(2 * MIN);
+    assert.is(await ctx.roundTrips.measure(() => sessions.get(token)), 1);
+  });
+
+  test('answers null to garbage without a round trip and never throws', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('u6', {});
+    const garbage = [
+      '',
+      'x'.repeat(10 * 1024),
+      'ünïcødé-☃-'.repeat(20),
+      token.slice(0, -1),
+      token.replace('v1.', 'r1.'),
+      `${token} `,
+      undefined,
+      null,
+      123,
+    ];
+    for (const g of garbage) {
+      assert.is(await ctx.roundTrips.measure(() => sessions.get(g as string)), 0);
+      assert.is(await sessions.get(g as string), null);
+    }
+  });
+
+  test('answers null to a forged secret for a real session id, and the session survives', async (ctx) => {
+    const sessions = store(ctx);
+    const { token, session } = await sessions.create('u7', { a: 1 });
+    const forged = `${token.slice(0, -43)}${'A'.repeat(43)}`;
+    assert.is(await sessions.get(forged), null);
+    assert.is(await sessions.update(forged, { a: 2 }), null);
+    assert.is(await sessions.destroy(forged), false);
+    assert.is(await sessions.regenerate(forged), null);
+    assert.equal((await sessions.get(token))?.data, session.data);
+  });
+
+  test('stores the token only as a digest', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('u8', { k: 'v' });
+    const secret = token.split('.')[3] as string;
+    const dump = JSON.stringify(await ctx.dump());
+    assert.not.ok(dump.includes(secret), 'the secret part never reaches Redis');
+    assert.not.ok(dump.includes(token));
+  });
+
+  test('a closed connection raises StoreUnavailableError', async (ctx) => {
+    if (ctx.kind === 'fake') return; // the fake has no connection to lose
+    const client = ctx.connect();
+    const sessions = new SessionStore({
+      redis: client,
+      clock: ctx.clock,
+      prefix: ctx.prefix,
+      commandTimeoutMs: 500,
+    });
+    const { token } = await sessions.create('u9', {});
+    client.disconnect();
+    for (const call of [
+      () => sessions.get(token),
+      () => sessions.create('u9', {}),
+      () => sessions.update(token, { a: 1 }),
+      () => sessions.revokeAllForUser('u9'),
+    ]) {
+      await rejects(call(), (e) => e instanceof StoreUnavailableError, 'StoreUnavailableError');
+    }
+    // Nothing was lost on the server: the suite's own connection still sees the session.
+    assert.ok(await store(ctx).get(token));
+  });
+});
+
+backendSuite('SessionStore.update', (test) => {
+  test('merges fields and deletes those set to undefined', async (ctx) => {
+    const sessions = store<{ a?: number; b?: string; c?: boolean }>(ctx);
+    const { token } = await sessions.create('v1', { a: 1, b: 'x' });
+    const updated = await sessions.update(token, { b: undefined, c: true });
+    assert.equal(updated?.data, { a: 1, c: true });
+    assert.equal((await sessions.get(token))?.data, { a: 1, c: true });
+  });
+
+  test('50 concurrent updates of different fields all survive', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('v2', {});
+    await Promise.all(Array.from({ length: 50 }, (_, i) => sessions.update(token, { [`f${i}`]: i })));
+    const data = (await sessions.get(token))?.data ?? {};
+    assert.is(Object.keys(data).length, 50);
+    for (let i = 0; i < 50; i++) assert.is(data[`f${i}`], i);
+  });
+
+  test('a logout racing an in-flight update stays logged out', async (ctx) => {
+    const sessions = store(ctx);
+    for (let i = 0; i < 10; i++) {
+      const { token } = await sessions.create('v3', { n: 0 });
+      const racers =
+        i % 2 === 0
+          ? [sessions.update(token, { n: i }), sessions.destroy(token)]
+          : [sessions.destroy(token), sessions.update(token, { n: i })];
+      await Promise.all(racers);
+      assert.is(await sessions.get(token), null);
+      assert.is(await sessions.update(token, { n: 99 }), null);
+    }
+    assert.equal(await ctx.keys(), [], 'nothing was resurrected');
+  });
+
+  test('never brings back an expired or revoked session', async (ctx) => {
+    const sessions = store(ctx);
+    const { token, session } = await sessions.create('v4', {});
+    assert.ok(await sessions.revoke('v4', session.id));
+    assert.is(await sessions.update(token, { a: 1 }), null);
+    const second = await sessions.create('v4', {});
+    await ctx.advance(HOUR + MIN);
+    assert.is(await sessions.update(second.token, { a: 1 }), null);
+    assert.equal(await ctx.keys(), []);
+  });
+
+  test('keeps data apart from metadata: no field can overwrite userId or expiry', async (ctx) => {
+    const sessions = store(ctx);
+    const { token, session } = await sessions.create('v5', {});
+    const updated = await sessions.update(token, {
+      'm:uid': 'mallory',
+      'm:ae': '9999999999999',
+      userId: 'mallory',
+      'r:cur': 'x',
+    });
+    assert.is(updated?.userId, 'v5');
+    assert.is(updated?.absoluteExpiresAt, session.absoluteExpiresAt);
+    assert.equal(updated?.data, {
+      'm:uid': 'mallory',
+      'm:ae': '9999999999999',
+      userId: 'mallory',
+      'r:cur': 'x',
+    });
+  });
+
+  test('refuses an update that would exceed maxDataBytes and keeps the data', async (ctx) => {
+    const sessions = store(ctx, { maxDataBytes: 50 });
+    const { token } = await sessions.create('v6', { a: 'x'.repeat(20) });
+    await rejects(
+      sessions.update(token, { b: 'y'.repeat(25) }),
+      (e) => e instanceof SessionDataTooLargeError,
+      'SessionDataTooLargeError',
+    );
+    assert.equal((await sessions.get(token))?.data, { a: 'x'.repeat(20) });
+    // Replacing a field counts its new size only.
+    assert.ok(await sessions.update(token, { a: 'z'.repeat(40) }));
+    assert.ok(await sessions.update(token, { a: undefined, b: 'y'.repeat(40) }));
+  });
+
+  test('is one round trip', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('v7', {});
+    assert.is(await ctx.roundTrips.measure(() => sessions.update(token, { a: 1 })), 1);
+  });
+});
+
+backendSuite('SessionStore.regenerate', (test) => {
+  test('issues a new token and id, keeps the data, and kills the old token at once', async (ctx) => {
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
+    const { token, session } = await sessions.create('w1', { role: 'guest' }, { ip: '198.51.100.1' });
+    await ctx.advance(2 * MIN);
+    ctx.roundTrips.reset();
+    const next = await sessions.regenerate(token);
+    assert.is(ctx.roundTrips.count, 1);
+    assert.ok(next);
+    assert.is.not(next.token, token);
+    assert.is.not(next.session.id, session.id);
+    assert.equal(next.session.data, { role: 'guest' });
+    assert.is(next.session.createdAt, session.createdAt);
+    assert.is(next.session.absoluteExpiresAt, session.absoluteExpiresAt);
+    assert.is(next.session.ip, '198.51.100.1');
+    assert.is(await sessions.get(token), null);
+    assert.equal(await sessions.get(next.token), next.session);
+    assert.equal(
+      (await sessions.listForUser('w1')).map((s) => s.id),
+      [next.session.id],
+    );
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'session.regenerated' &&
+          e.previousSessionId === session.id &&
+          e.sessionId === next.session.id,
+      ),
+    );
+    assert.is(await sessions.regenerate(token), null, 'the old token cannot regenerate again');
+  });
+});
+
+backendSuite('SessionStore.destroy', (test) => {
+  test('ends the session once and leaves no key behind', async (ctx) => {
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
+    const { token, session } = await sessions.create('x1', {});
+    assert.is(await sessions.destroy(token), true);
+    assert.is(await sessions.destroy(token), false);
+    assert.is(await sessions.get(token), null);
+    assert.equal(await ctx.keys(), []);
+    assert.ok(
+      events.some((e) => e.type === 'session.revoked' && e.reason === 'logout' && e.sessionId === session.id),
+    );
+  });
+});
+
+backendSuite('SessionStore.revoke', (test) => {
+  test('ends one session by its public id, and only the user’s own', async (ctx) => {
+    const sessions = store(ctx);
+    const a = await sessions.create('y1', {});
+    const b = await sessions.create('y1', {});
+    assert.is(await sessions.revoke('someone-else', a.session.id), false);
+    assert.ok(await sessions.get(a.token));
+    assert.is(await sessions.revoke('y1', a.session.id), true);
+    assert.is(await sessions.get(a.token), null);
+    assert.ok(await sessions.get(b.token));
+    assert.is(await sessions.revoke('y1', a.session.id), false);
+  });
+
+  test('answers false to a malformed id without a round trip', async (ctx) => {
+    const sessions = store(ctx);
+    for (const id of ['', 'short', 'x'.repeat(5000), '../../etc', undefined]) {
+      assert.is(await ctx.roundTrips.measure(() => sessions.revoke('y2', id as string)), 0);
+      assert.is(await sessions.revoke('y2', id as string), false);
+    }
+  });
+});
+
+backendSuite('SessionStore.listForUser', (test) => {
+  test('lists live sessions only, newest first, and prunes the dead from the index', async (ctx) => {
+    const sessions = store(ctx);
+    const old = await sessions.create('z1', { n: 1 }, { idleTimeoutMs: 10 * MIN });
+    await ctx.advance(MIN);
+    const mid = await sessions.create('z1', { n: 2 }, { ip: '192.0.2.1', userAgent: 'curl' });
+    await ctx.advance(MIN);
+    const fresh = await sessions.create('z1', { n: 3 });
+    let list = await sessions.listForUser('z1');
+    assert.equal(
+      list.map((s) => s.id),
+      [fresh.session.id, mid.session.id, old.session.id],
+    );
+    assert.equal(list[1], mid.session);
+    await ctx.advance(20 * MIN); // the first one idles out
+    list = await sessions.listForUser('z1');
+    assert.equal(
+      list.map((s) => s.id),
+      [fresh.session.id, mid.session.id],
+    );
+    const index = new KeySpace(ctx.prefix).sessionIndex(userTag('z1'));
+    assert.equal((await ctx.redis.zrange(index, 0, -1)).sort(), [fresh.session.id, mid.session.id].sort());
+    assert.equal(await sessions.listForUser('nobody'), []);
+  });
+
+  test('does not count as activity', async (ctx) => {
+    const sessions = store(ctx);
+    const { token, session } = await sessions.create('z2', {});
+    await ctx.advance(30 * MIN);
+    const [listed] = await sessions.listForUser('z2');
+    assert.is(listed?.lastSeenAt, session.lastSeenAt);
+    await ctx.advance(31 * MIN);
+    assert.is(await sessions.get(token), null);
+  });
+});
+
+backendSuite('SessionStore.revokeAllForUser', (test) => {
+  test('ends every session of the user in one round trip and sets the mark', async (ctx) => {
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
+    const tokens = [];
+    for (let i = 0; i < 4; i++) tokens.push((await sessions.create('r1', {})).token);
+    const other = await sessions.create('r1-other', {});
+    let count = -1;
+    assert.is(
+      await ctx.roundTrips.measure(async () => {
+        count = await sessions.revokeAllForUser('r1');
+      }),
+      1,
+    );
+    assert.is(count, 4);
+    for (const t of tokens) assert.is(await sessions.get(t), null);
+    assert.ok(await sessions.get(other.token), 'another user is untouched');
+    const mark = new KeySpace(ctx.prefix).revokeBefore(userTag('r1'));
+    assert.is(await ctx.redis.get(mark), String(ctx.clock.now()));
+    const pttl = await ctx.redis.pttl(mark);
+    assert.ok(pttl >= 24 * HOUR, `the mark outlives the longest session (pttl ${pttl})`);
+    assert.ok(events.some((e) => e.type === 'session.revoked-all' && e.count === 4));
+    // Exactly the other user's session and index remain, plus the mark.
+    assert.is((await ctx.keys()).length, 3);
+  });
+
+  test('with except keeps the current session and sets no mark', async (ctx) => {
+    const sessions = store(ctx);
+    const before = ctx.clock.now();
+    const current = await sessions.create('r2', { me: true });
+    const others = [await sessions.create('r2', {}), await sessions.create('r2', {})];
+    await ctx.advance(1000);
+    assert.is(await sessions.revokeAllForUser('r2', { except: current.session.id }), 2);
+    assert.ok(await sessions.get(current.token));
+    for (const o of others) assert.is(await sessions.get(o.token), null);
+    assert.equal(
+      (await sessions.listForUser('r2')).map((s) => s.id),
+      [current.session.id],
+    );
+    // No mark: a login that began before still completes (logout-others is not a credential change).
+    assert.ok(await sessions.create('r2', {}, { authenticatedAt: before }));
+  });
+
+  test('with except and setMark keeps the current session and refuses logins that began before', async (ctx) => {
+    const sessions = store(ctx);
+    const before = ctx.clock.now();
+    const current = await sessions.create('r3', {});
+    const other = await sessions.create('r3', {});
+    await ctx.advance(1000);
+    assert.is(await sessions.revokeAllForUser('r3', { except: current.session.id, setMark: true }), 1);
+    const kept = await sessions.get(current.token);
+    assert.ok(kept, 'the current session survives its own mark');
+    assert.is(kept.authenticatedAt, ctx.clock.now(), 'it counts as re-authenticated now');
+    assert.is(await sessions.get(other.token), null);
+    await rejects(
+      sessions.create('r3', {}, { authenticatedAt: before }),
+      (e) => e instanceof StaleAuthenticationError,
+      'StaleAuthenticationError',
+    );
+  });
+
+  test('works for user ids with quotes, braces, colons and unicode', async (ctx) => {
+    const sessions = store(ctx);
+    for (const userId of ODD_USER_IDS) {
+      const { token, session } = await sessions.create(userId, { who: userId });
+      assert.equal(await sessions.get(token), session);
+      assert.equal(
+        (await sessions.listForUser(userId)).map((s) => s.userId),
+        [userId],
+      );
+      assert.is(await sessions.revokeAllForUser(userId), 1);
+      assert.is(await sessions.get(token), null);
+    }
+    for (const key of await ctx.keys()) {
+      assert.ok(/^[\x21-\x7e]+$/.test(key), `key ${key} holds only the user tag`);
+    }
+  });
+});
+
+backendSuite('SessionStore lifetimes', (test) => {
+  test('holds zero keys, indexes and marks included, once every lifetime has passed', async (ctx) => {
+    const sessions = store(ctx, { maxSessionsPerUser: 2 });
+    const a = await sessions.create('l1', { a: 1 });
+    await ctx.advance(1000);
+    await sessions.create('l1', {}, { absoluteTimeoutMs: 3 * HOUR });
+    await ctx.advance(1000);
+    await sessions.create('l1', {}); // evicts the first
+    const b = await sessions.create('l2', {}, { idleTimeoutMs: 2 * HOUR, absoluteTimeoutMs: 48 * HOUR });
+    await sessions.update(b.token, { x: 'y' });
+    const regen = await sessions.regenerate(b.token);
+    assert.ok(regen);
+    await sessions.create('l3', {});
+    await sessions.revokeAllForUser('l3');
+    await sessions.create('l3', {});
+    assert.is(await sessions.get(a.token), null);
+    assert.equal(await ctx.keysWithoutTtl(), []);
+    for (let i = 0; i < 47; i++) {
+      await ctx.advance(HOUR);
+      await sessions.get(regen.token); // keep one alive until its absolute end
+    }
+    await ctx.advance(2 * HOUR);
+    assert.equal(await ctx.keys(), []);
+  });
+});

@@ -20,6 +20,7 @@ import {
   KeyError,
   KeyRing,
   KeySpace,
+  SessionStore,
   StoreUnavailableError,
   userTag,
 } from '../src/index.js';
@@ -665,6 +666,67 @@ backendSuite('AccessTokens.verify', (test) => {
     assert.ok((await off.verify(a.token)).ok);
     assert.ok((await off.verify(a.token)).ok);
     assert.equal(off.cacheStats(), { entries: 0, hits: 0, misses: 0 });
+  });
+});
+
+backendSuite('AccessTokens.verify with SessionStore', (test) => {
+  function stores(ctx: BackendContext, keyRing: KeyRing) {
+    const common = { redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix };
+    return { sessions: new SessionStore(common), tokens: new AccessTokens({ ...common, keyRing }) };
+  }
+
+  test('a token lives with its session and dies when that session is revoked or destroyed', async (ctx) => {
+    const { sessions, tokens } = stores(ctx, await ring());
+    const a = await sessions.create('ann', {});
+    const b = await sessions.create('ann', {});
+    const ta = await tokens.issue({ userId: 'ann', sessionId: a.session.id });
+    const tb = await tokens.issue({ userId: 'ann', sessionId: b.session.id });
+    const ok = await tokens.verify(ta.token);
+    assert.ok(ok.ok);
+    if (ok.ok) assert.is(ok.authenticatedAt, a.session.authenticatedAt);
+    assert.ok(await sessions.revoke('ann', a.session.id));
+    assert.equal(await tokens.verify(ta.token), { ok: false, reason: 'session_revoked' });
+    assert.ok((await tokens.verify(tb.token)).ok, 'the other session is untouched');
+    assert.ok(await sessions.destroy(b.token));
+    assert.equal(await tokens.verify(tb.token), { ok: false, reason: 'session_revoked' });
+  });
+
+  test('revokeAllForUser kills older tokens; tokens of a later login pass', async (ctx) => {
+    const { sessions, tokens } = stores(ctx, await ring());
+    const a = await sessions.create('bea', {});
+    const old = await tokens.issue({ userId: 'bea', sessionId: a.session.id });
+    assert.ok((await tokens.verify(old.token)).ok);
+    ctx.clock.advance(10);
+    assert.is(await sessions.revokeAllForUser('bea'), 1);
+    assert.equal(await tokens.verify(old.token), { ok: false, reason: 'session_revoked' });
+    ctx.clock.advance(1);
+    const again = await sessions.create('bea', {});
+    const fresh = await tokens.issue({ userId: 'bea', sessionId: again.session.id });
+    assert.ok((await tokens.verify(fresh.token)).ok, 'a login after the mark');
+    assert.equal(await tokens.verify(old.token), { ok: false, reason: 'session_revoked' });
+  });
+
+  test('a password change keeps the current session and its tokens, and kills the others', async (ctx) => {
+    const { sessions, tokens } = stores(ctx, await ring());
+    const current = await sessions.create('cid', {});
+    const elsewhere = await sessions.create('cid', {});
+    const mine = await tokens.issue({ userId: 'cid', sessionId: current.session.id });
+    const theirs = await tokens.issue({ userId: 'cid', sessionId: elsewhere.session.id });
+    ctx.clock.advance(5);
+    await sessions.revokeAllForUser('cid', { except: current.session.id, setMark: true });
+    assert.ok((await tokens.verify(mine.token)).ok);
+    assert.equal(await tokens.verify(theirs.token), { ok: false, reason: 'session_revoked' });
+  });
+
+  test('an idle session takes its tokens with it, and everything is gone after all lifetimes', async (ctx) => {
+    const { sessions, tokens } = stores(ctx, await ring());
+    const s = await sessions.create('dan', {}, { idleTimeoutMs: 5 * MINUTE, absoluteTimeoutMs: 20 * MINUTE });
+    const t = await tokens.issue({ userId: 'dan', sessionId: s.session.id });
+    await tokens.revoke((await tokens.issue({ userId: 'dan', sessionId: s.session.id })).token);
+    await ctx.advance(5 * MINUTE);
+    assert.equal(await tokens.verify(t.token), { ok: false, reason: 'session_revoked' });
+    await ctx.advance(24 * 3600_000);
+    assert.equal(await ctx.keys(), []);
   });
 });
 

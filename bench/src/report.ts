@@ -293,8 +293,10 @@ export function renderReport(report: BenchReport, root: string): string {
         '`MEMORY USAGE` (bytes, Redis 7 jemalloc accounting) of what one login stores.',
         '',
       );
-      push('| what | key | bytes |', '|---|---|---:|');
-      for (const row of stores.memory) push(`| ${row.what} | \`${row.key}\` | ${row.bytes} |`);
+      push('| what | key | encoding | bytes |', '|---|---|---|---:|');
+      for (const row of stores.memory) {
+        push(`| ${row.what} | \`${row.key}\` | ${row.encoding} | ${row.bytes} |`);
+      }
     }
     if (stores.lifetimes.length > 0) {
       push(

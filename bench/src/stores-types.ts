@@ -30,6 +30,8 @@ export interface MemoryRow {
   readonly what: string;
   readonly key: string;
   readonly bytes: number;
+  /** OBJECT ENCODING (listpack vs hashtable decides most of the size). */
+  readonly encoding: string;
 }
 
 export interface LifetimeRow {

@@ -1,0 +1,546 @@
+// The store micro-benchmarks, run by bench/src/main.ts as a child process on the bench's redis-server:
+// direct calls (no HTTP) of each store operation — throughput with many calls in flight, latency of
+// one call alone, round trips and Redis commands per call —, the cost of a lookup with 10k vs 1M
+// sessions stored, MEMORY USAGE of what a login stores, and zero keys after every lifetime.
+// Every loop is bounded by a count and a time; the result goes back over IPC.
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AccessTokens,
+  generateDevelopmentKey,
+  KeyRing,
+  LoginLimiter,
+  OneTimeCodes,
+  ServerSecret,
+  SessionStore,
+} from '@latchkey/core';
+import { countRoundTrips } from '@latchkey/testing';
+import { Redis } from 'ioredis';
+import { commandStats, diffStats, total } from './redis-stats.js';
+import type { GrowthResult, LifetimeRow, MemoryRow, StoreOpResult, StoreResults } from './stores-types.js';
+
+const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? '';
+if (!REDIS_URL.startsWith('redis://127.0.0.1:')) throw new Error('run through bench/src/main.ts');
+const OP_MS = Number(process.env['BENCH_STORE_OP_MS'] ?? 2000);
+const GROWTH_KEYS = Number(process.env['BENCH_GROWTH_KEYS'] ?? 1_000_000);
+const QUICK = process.env['BENCH_QUICK'] === '1';
+const CONCURRENCY = 32;
+const SOLO_MAX = QUICK ? 200 : 2000;
+const USER_AGENT =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+
+type Call = () => Promise<unknown>;
+/** Hands out the next call, or null when a prepared pool is used up. */
+type NextCall = () => Call | null;
+
+interface Stores {
+  readonly sessions: SessionStore<{ theme: string; locale: string }>;
+  readonly codes: OneTimeCodes;
+}
+
+interface OpSpec {
+  readonly op: string;
+  readonly what: string;
+  /** Builds a call source for `size` calls at most (`size` may be ignored for unbounded ops). */
+  prepare(stores: Stores, size: number): Promise<NextCall>;
+}
+
+const admin = new Redis(REDIS_URL);
+const plain = new Redis(REDIS_URL);
+const counted = new Redis(REDIS_URL);
+const counter = countRoundTrips(counted);
+const secret = ServerSecret.generate();
+const notes: string[] = [];
+const log = (line: string): void => console.log(`  stores: ${line}`);
+
+function makeStores(redis: Redis, prefix: string): Stores {
+  return {
+    sessions: new SessionStore<{ theme: string; locale: string }>({ redis, prefix }),
+    codes: new OneTimeCodes({
+      redis,
+      prefix,
+      secret,
+      resendCooldownMs: 0,
+      issueLimits: [],
+    }),
+  };
+}
+
+const DATA = { theme: 'dark', locale: 'en-GB' };
+const META = { ip: '203.0.113.7', userAgent: USER_AGENT };
+
+async function createMany(stores: Stores, users: number, perUser: number, tag: string): Promise<string[][]> {
+  const out: string[][] = [];
+  for (let u = 0; u < users; u++) {
+    const created = await Promise.all(
+      Array.from({ length: perUser }, () => stores.sessions.create(`${tag}-${u}`, DATA, META)),
+    );
+    out.push(created.map((c) => c.token));
+  }
+  return out;
+}
+
+let uniq = 0;
+const OPS: OpSpec[] = [
+  {
+    op: 'session create',
+    what: 'a new user each call (cap and index pruning included)',
+    async prepare(stores) {
+      return () => () => stores.sessions.create(`create-${uniq++}`, DATA, META);
+    },
+  },
+  {
+    op: 'session get',
+    what: '100 live sessions, sliding renewal',
+    async prepare(stores) {
+      const tokens = (await createMany(stores, 100, 1, `get-${uniq++}`)).flat();
+      let i = 0;
+      return () => {
+        const token = tokens[i++ % tokens.length]!;
+        return () => stores.sessions.get(token);
+      };
+    },
+  },
+  {
+    op: 'session update',
+    what: 'one data field of one of 100 sessions',
+    async prepare(stores) {
+      const tokens = (await createMany(stores, 100, 1, `update-${uniq++}`)).flat();
+      let i = 0;
+      return () => {
+        const n = i++;
+        const token = tokens[n % tokens.length]!;
+        return () => stores.sessions.update(token, { theme: n % 2 === 0 ? 'light' : 'dark' });
+      };
+    },
+  },
+  {
+    op: 'code verify',
+    what: 'the right code, consumed (one code per subject, issued beforehand)',
+    async prepare(stores, size) {
+      const pool: Array<{ subject: string; code: string }> = [];
+      const run = uniq++;
+      for (let start = 0; start < size; start += 500) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(500, size - start) }, async (_, j) => {
+            const subject = `code-${run}-${start + j}@example.com`;
+            const issued = await stores.codes.issue({ subject, purpose: 'verify-email' });
+            if (!issued.ok) throw new Error(`code issue refused: ${issued.reason}`);
+            return { subject, code: issued.code };
+          }),
+        );
+        pool.push(...batch);
+      }
+      let i = 0;
+      return () => {
+        const next = pool[i++];
+        if (next === undefined) return null;
+        return async () => {
+          const result = await stores.codes.verify({ ...next, purpose: 'verify-email' });
+          if (!result.ok) throw new Error(`code verify failed: ${result.reason}`);
+        };
+      };
+    },
+  },
+  {
+    op: 'revokeAllForUser',
+    what: 'a user with 10 live sessions',
+    async prepare(stores, size) {
+      const run = uniq++;
+      const users = Math.max(1, Math.min(size, QUICK ? 300 : 2000));
+      await createMany(stores, users, 10, `revoke-${run}`);
+      let i = 0;
+      return () => {
+        const u = i++;
+        if (u >= users) return null;
+        return async () => {
+          const n = await stores.sessions.revokeAllForUser(`revoke-${run}-${u}`);
+          if (n !== 10) throw new Error(`revokeAllForUser ended ${n} sessions, expected 10`);
+        };
+      };
+    },
+  },
+];
+
+/** Runs calls from `next` with `concurrency` in flight until `ms` pass or the pool is used up. */
+async function throughput(next: NextCall, concurrency: number, ms: number): Promise<number> {
+  const start = performance.now();
+  const deadline = start + ms;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const call = next();
+      if (call === null) return;
+      await call();
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return done / ((performance.now() - start) / 1000);
+}
+
+/** Mean µs of one call alone (sequential), bounded by count and by a quarter of `ms`. */
+async function solo(next: NextCall, ms: number): Promise<number> {
+  const deadline = performance.now() + ms / 4;
+  let n = 0;
+  const start = performance.now();
+  while (n < SOLO_MAX && performance.now() < deadline) {
+    const call = next();
+    if (call === null) break;
+    await call();
+    n++;
+  }
+  return n === 0 ? Number.NaN : ((performance.now() - start) * 1000) / n;
+}
+
+async function countOne(spec: OpSpec, stores: Stores): Promise<{ roundTrips: number; commands: number }> {
+  const next = await spec.prepare(stores, 1);
+  const call = next();
+  if (call === null) throw new Error(`${spec.op}: nothing to count`);
+  const before = await commandStats(admin);
+  const roundTrips = await counter.measure(call);
+  const after = await commandStats(admin);
+  return { roundTrips, commands: total(diffStats(before, after)) };
+}
+
+async function storeOps(): Promise<StoreOpResult[]> {
+  const results: StoreOpResult[] = [];
+  const timed = makeStores(plain, 'op');
+  const countedStores = makeStores(counted, 'opc');
+  for (const spec of OPS) {
+    // Enough prepared calls for the solo pass and the timed pass at a generous rate.
+    const size = Math.min(10_000, Math.round((OP_MS / 1000) * (QUICK ? 4000 : 12_000)));
+    // Warm-up (JIT, script cache), then one call at a time, then many in flight.
+    await throughput(await spec.prepare(timed, 200), CONCURRENCY, OP_MS / 4);
+    const soloNext = await spec.prepare(timed, SOLO_MAX);
+    const soloMicros = await solo(soloNext, OP_MS);
+    const next = await spec.prepare(timed, size);
+    const opsPerSecond = await throughput(next, CONCURRENCY, OP_MS);
+    const { roundTrips, commands } = await countOne(spec, countedStores);
+    results.push({
+      op: spec.op,
+      what: spec.what,
+      opsPerSecond,
+      concurrency: CONCURRENCY,
+      soloMicros,
+      roundTrips,
+      commands,
+      target: 1,
+    });
+    log(
+      `${spec.op}: ${opsPerSecond.toFixed(0)} ops/s, ${soloMicros.toFixed(0)} µs alone, ${roundTrips} trip(s)`,
+    );
+    await admin.flushall();
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Growth: SessionStore.get over a pool of sessions spread across 10k, then GROWTH_KEYS stored.
+
+const SEED = `
+local prefix, from, to, ttl, score = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = from, to do
+  local tag = string.format('%043d', i)
+  local sid = string.format('%022d', i)
+  local k = prefix .. ':s:{' .. tag .. '}:' .. sid
+  redis.call('HSET', k, unpack(fields))
+  redis.call('PEXPIRE', k, ttl)
+  local ix = prefix .. ':ix:{' .. tag .. '}'
+  redis.call('ZADD', ix, score, sid)
+  redis.call('PEXPIRE', ix, ttl)
+end
+return to - from + 1
+`;
+
+async function growth(): Promise<GrowthResult> {
+  const prefix = 'g';
+  const sessions = new SessionStore<{ theme: string; locale: string }>({ redis: plain, prefix });
+  const template = await sessions.create('growth-template', DATA, META);
+  const [, tag, sid, tokenSecret] = template.token.split('.') as [string, string, string, string];
+  const hash = await admin.hgetall(`${prefix}:s:{${tag}}:${sid}`);
+  const fields = Object.entries(hash).flat();
+  const ttl = String(3_600_000);
+  const score = hash['m:ae'] ?? '0';
+  const small = 10_000;
+  const batch = 20_000;
+  const seed = async (from: number, to: number): Promise<void> => {
+    for (let start = from; start < to; start += batch) {
+      const end = Math.min(to, start + batch) - 1;
+      await admin.eval(SEED, 0, prefix, String(start), String(end), ttl, score, ...fields);
+    }
+  };
+  const tokenOf = (i: number): string =>
+    `v1.${String(i).padStart(43, '0')}.${String(i).padStart(22, '0')}.${tokenSecret}`;
+  const measureAt = async (stored: number): Promise<{ ops: number; micros: number }> => {
+    const pool = Array.from({ length: 1000 }, () => tokenOf(Math.floor(Math.random() * stored)));
+    const check = await sessions.get(pool[0]!);
+    if (check === null) throw new Error('a seeded session did not load');
+    let i = 0;
+    const next: NextCall = () => {
+      const token = pool[i++ % pool.length]!;
+      return () => sessions.get(token);
+    };
+    await throughput(next, CONCURRENCY, Math.min(OP_MS, 1000)); // warm the pool's renewals
+    const micros = await solo(next, OP_MS);
+    const ops = await throughput(next, CONCURRENCY, OP_MS);
+    return { ops, micros };
+  };
+  const t0 = performance.now();
+  await seed(0, small);
+  const atSmall = await measureAt(small);
+  log(`growth: ${small} sessions → ${atSmall.ops.toFixed(0)} get/s`);
+  await seed(small, GROWTH_KEYS);
+  const seedSeconds = (performance.now() - t0) / 1000;
+  const memory = await admin.info('memory');
+  const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
+  const atLarge = await measureAt(GROWTH_KEYS);
+  log(
+    `growth: ${GROWTH_KEYS} sessions (seeded in ${seedSeconds.toFixed(1)} s) → ${atLarge.ops.toFixed(0)} get/s`,
+  );
+  await admin.flushall();
+  return {
+    small,
+    large: GROWTH_KEYS,
+    seedSeconds,
+    smallOpsPerSecond: atSmall.ops,
+    largeOpsPerSecond: atLarge.ops,
+    smallSoloMicros: atSmall.micros,
+    largeSoloMicros: atLarge.micros,
+    usedMemoryLargeMiB: used / 2 ** 20,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory: MEMORY USAGE of what one login stores.
+
+async function usage(key: string): Promise<{ bytes: number; encoding: string }> {
+  const bytes = await admin.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
+  if (typeof bytes !== 'number') throw new Error(`no key ${key}`);
+  const encoding = await admin.call('OBJECT', 'ENCODING', key);
+  return { bytes, encoding: String(encoding) };
+}
+
+async function memory(): Promise<MemoryRow[]> {
+  const prefix = 'm';
+  const sessions = new SessionStore<{ theme: string; locale: string }>({ redis: plain, prefix });
+  const keysOf = (token: string): { session: string; index: string } => {
+    const [, tag, sid] = token.split('.') as [string, string, string];
+    return { session: `${prefix}:s:{${tag}}:${sid}`, index: `${prefix}:ix:{${tag}}` };
+  };
+  const typical = keysOf((await sessions.create('user-1234567', DATA, META)).token);
+  const short = keysOf((await sessions.create('user-7654321', DATA, { ip: META.ip })).token);
+  const rows: MemoryRow[] = [
+    {
+      what: `session hash: user id, token digest, 6 instants, ip, a ${USER_AGENT.length}-character user agent, 2 data fields`,
+      key: `${prefix}:s:{T}:<sid>`,
+      ...(await usage(typical.session)),
+    },
+    {
+      what: "the user's index holding this one session",
+      key: `${prefix}:ix:{T}`,
+      ...(await usage(typical.index)),
+    },
+    {
+      what: 'the same session without a user agent',
+      key: `${prefix}:s:{T}:<sid>`,
+      ...(await usage(short.session)),
+    },
+  ];
+  // For comparison: what koa-redis stores for the same login (koa-session's JSON, one string key).
+  const peerKey = `${prefix}:koa-redis:3f0c8a2e-8a0e-4f1e-9a55-0d9f1c2b7e41`;
+  await admin.set(
+    peerKey,
+    JSON.stringify({
+      userId: 'user-1234567',
+      ...DATA,
+      _expire: Date.now() + 86_400_000,
+      _maxAge: 86_400_000,
+    }),
+    'PX',
+    86_400_000,
+  );
+  rows.push({
+    what: 'for comparison: koa-session + koa-redis, same user id and data (no metadata)',
+    key: 'koa:sess:<uuid>',
+    ...(await usage(peerKey)),
+  });
+  await admin.flushall();
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifetimes: use each store with short lifetimes, then wait (bounded) until no key is left.
+
+async function keysUnder(prefix: string): Promise<{ count: number; withoutTtl: number }> {
+  let cursor = '0';
+  let count = 0;
+  let withoutTtl = 0;
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      const ttl = await admin.pttl(key);
+      if (ttl === -2) continue;
+      count++;
+      if (ttl === -1) withoutTtl++;
+    }
+  } while (cursor !== '0');
+  return { count, withoutTtl };
+}
+
+async function waitForZero(prefix: string, boundMs: number): Promise<{ left: number; waitedMs: number }> {
+  const start = performance.now();
+  for (;;) {
+    const { count } = await keysUnder(prefix);
+    const waitedMs = performance.now() - start;
+    if (count === 0 || waitedMs > boundMs) return { left: count, waitedMs };
+    await sleep(250);
+  }
+}
+
+async function lifetimes(): Promise<LifetimeRow[]> {
+  const rows: LifetimeRow[] = [];
+  const bound = QUICK ? 8000 : 15_000;
+  const scenarios: Array<{ what: string; prefix: string; use: (prefix: string) => Promise<void> }> = [
+    {
+      what: 'sessions (idle 1 s, absolute 2 s): create ×30 over 3 users, get, update, revokeAll of one',
+      prefix: 'lt-s',
+      async use(prefix) {
+        const sessions = new SessionStore<{ theme: string }>({
+          redis: plain,
+          prefix,
+          idleTimeoutMs: 1000,
+          absoluteTimeoutMs: 2000,
+          lastSeenResolutionMs: 100,
+          clockSkewMs: 0,
+        });
+        const created = await Promise.all(
+          Array.from({ length: 30 }, (_, i) => sessions.create(`lt-user-${i % 3}`, { theme: 'dark' })),
+        );
+        await Promise.all(created.slice(0, 10).map((c) => sessions.get(c.token)));
+        await Promise.all(created.slice(10, 20).map((c) => sessions.update(c.token, { theme: 'light' })));
+        await sessions.revokeAllForUser('lt-user-2');
+      },
+    },
+    {
+      what: 'access tokens (2 s): issue ×10, verify, revoke ×5 (revocation records: tolerance 0.5 s, margin 0.5 s)',
+      prefix: 'lt-a',
+      async use(prefix) {
+        const dev = await generateDevelopmentKey();
+        const keyRing = await KeyRing.fromPaserk({ signing: dev.secret, kid: dev.kid });
+        const sessions = new SessionStore({
+          redis: plain,
+          prefix,
+          idleTimeoutMs: 1000,
+          absoluteTimeoutMs: 2000,
+          lastSeenResolutionMs: 100,
+          clockSkewMs: 0,
+        });
+        const tokens = new AccessTokens({
+          redis: plain,
+          prefix,
+          keyRing,
+          ttlMs: 2000,
+          clockToleranceMs: 500,
+          skewMarginMs: 500,
+        });
+        const { session } = await sessions.create('lt-bearer', {});
+        const issued = await Promise.all(
+          Array.from({ length: 10 }, () => tokens.issue({ userId: 'lt-bearer', sessionId: session.id })),
+        );
+        await Promise.all(issued.map((t) => tokens.verify(t.token)));
+        await Promise.all(issued.slice(0, 5).map((t) => tokens.revoke(t.token)));
+      },
+    },
+    {
+      what: 'login limiter (windows 1 s): 40 checks over 4 IPs, half settled as failures, a quarter as successes',
+      prefix: 'lt-l',
+      async use(prefix) {
+        const limiter = new LoginLimiter({
+          redis: plain,
+          prefix,
+          secret,
+          accountIp: { maxFailures: 5, windowMs: 1000 },
+          ip: { maxFailures: 100, windowMs: 1000 },
+        });
+        const checks = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => limiter.check(`lt${i % 8}@example.com`, `192.0.2.${i % 4}`)),
+        );
+        await Promise.all(
+          checks.map((c, i) =>
+            c.reservation === null || i % 4 === 3
+              ? null
+              : limiter.settle(c.reservation, i % 4 === 2 ? 'success' : 'failure'),
+          ),
+        );
+      },
+    },
+    {
+      what: 'one-time codes (code 1 s, budget window 2 s): issue ×10, one wrong and one right verify each',
+      prefix: 'lt-c',
+      async use(prefix) {
+        const codes = new OneTimeCodes({
+          redis: plain,
+          prefix,
+          secret,
+          ttlMs: 1000,
+          resendCooldownMs: 0,
+          issueLimits: [{ max: 5, windowMs: 2000 }],
+          failureBudget: { max: 10, windowMs: 2000 },
+        });
+        await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const target = { subject: `lt-${i}@example.com`, purpose: 'verify-email' };
+            const issued = await codes.issue(target);
+            if (!issued.ok) return;
+            await codes.verify({ ...target, code: issued.code === '000000' ? '111111' : '000000' });
+            if (i % 2 === 0) await codes.verify({ ...target, code: issued.code });
+          }),
+        );
+      },
+    },
+  ];
+  for (const s of scenarios) {
+    try {
+      await s.use(s.prefix);
+      const alive = await keysUnder(s.prefix);
+      const { left, waitedMs } = await waitForZero(s.prefix, bound);
+      rows.push({
+        what: s.what,
+        keysWhileAlive: alive.count,
+        keysWithoutTtl: alive.withoutTtl,
+        keysAfter: left,
+        waitedMs,
+      });
+      log(`lifetimes ${s.prefix}: ${alive.count} keys → ${left} after ${(waitedMs / 1000).toFixed(1)} s`);
+    } catch (error) {
+      notes.push(
+        `lifetimes of ${s.prefix} not measured: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  process.send?.({ type: 'ready' });
+  await admin.flushall();
+  const ops = await storeOps();
+  const mem = await memory();
+  const life = await lifetimes();
+  const grow = await growth();
+  notes.push(
+    `Throughput with ${CONCURRENCY} calls in flight on one ioredis connection; "alone" = one call at a time.`,
+    'Refresh-token rotation is not measured: no RefreshTokens store in @latchkey/core yet.',
+  );
+  const result: StoreResults = { ops, growth: grow, memory: mem, lifetimes: life, notes };
+  process.send?.({ type: 'result', result });
+  await Promise.all([admin.quit(), plain.quit(), counted.quit()]);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

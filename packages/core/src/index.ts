@@ -52,6 +52,7 @@ export {
   type LoginPolicyOptions,
   type LoginPolicyState,
   type LoginReservation,
+  type Throttle,
   type ThrottlePolicy,
   type ThrottleResult,
 } from './login-limiter.js';

@@ -21,6 +21,11 @@ const DAY_MS = 24 * HOUR_MS;
 const MAX_WINDOW_MS = 2_147_483_647;
 /** A log holds at most `limit` members; this bounds the memory of one key. */
 const MAX_LIMIT = 100_000;
+/**
+ * Keys outlive their window by this much, so that clock skew between application servers (or a few
+ * ms between computing `now` and Redis running the script) never drops a counted failure early.
+ */
+const TTL_SLACK_MS = 1000;
 const KNOWN_DEVICE_PATTERN = /^kd1\.(\d{1,15})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
 /** How far in the future a known-device token's issue time may lie (clock skew between servers). */
 const KNOWN_DEVICE_SKEW_MS = 60_000;
@@ -193,6 +198,18 @@ export interface ThrottlePolicy {
   readonly limit?: number;
   /** Window, ms. @default the IP policy's `windowMs` */
   readonly windowMs?: number;
+}
+
+/** A per-IP throttle resolved once by {@link LoginLimiter.throttle}. */
+export interface Throttle {
+  readonly action: string;
+  readonly limit: number;
+  readonly windowMs: number;
+  /**
+   * Counts one hit from `ip`. One round trip.
+   * @throws {StoreUnavailableError} when Redis is unreachable (unless failing open).
+   */
+  hit(ip: unknown): Promise<ThrottleResult>;
 }
 
 /** The answer of {@link LoginLimiter.hit}. */
@@ -405,7 +422,8 @@ export class LoginLimiter {
 
   /**
    * Counts one hit of `action` (e.g. `'password-reset'`, `'register'`) from `ip` and says whether it
-   * is within `limit` per sliding window. Every hit counts; refused hits do not. One round trip.
+   * is within `limit` per sliding window. Every hit counts; refused hits do not. One round trip. For a
+   * policy used on every request, resolve it once with {@link LoginLimiter.throttle}.
    *
    * @param action lower-case letters, digits, `-` and `_`, at most 32 characters.
    * @throws {InvalidInputError} when `action` breaks that rule.
@@ -418,8 +436,42 @@ export class LoginLimiter {
     if (typeof action !== 'string' || !ACTION_PATTERN.test(action)) {
       throw new InvalidInputError('action must be 1 to 32 characters of a-z, 0-9, "-" and "_"');
     }
-    const limit = boundedInt('limit', policy.limit, this.#options.ip.limit, MAX_LIMIT);
-    const windowMs = boundedInt('windowMs', policy.windowMs, this.#options.ip.windowMs, MAX_WINDOW_MS);
+    const { limit, windowMs } = this.#throttlePolicy(policy);
+    return this.#hit(action, limit, windowMs, ip);
+  }
+
+  /**
+   * Resolves and validates a per-IP throttle once, for {@link LoginLimiter.hit} on every request.
+   *
+   * @param action lower-case letters, digits, `-` and `_`, at most 32 characters (part of the key).
+   * @throws {InvalidOptionError} when the action, limit or window breaks its rule.
+   * @example
+   * const resetRequests = limiter.throttle('password-reset', { limit: 10, windowMs: 3_600_000 });
+   * if (!(await resetRequests.hit(ctx.ip)).allowed) ctx.status = 429;
+   */
+  throttle(action: string, policy: ThrottlePolicy = {}): Throttle {
+    if (typeof action !== 'string' || !ACTION_PATTERN.test(action)) {
+      throw new InvalidOptionError('action must be 1 to 32 characters of a-z, 0-9, "-" and "_"');
+    }
+    const { limit, windowMs } = this.#throttlePolicy(policy);
+    return Object.freeze({
+      action,
+      limit,
+      windowMs,
+      hit: (ip: unknown) => this.#hit(action, limit, windowMs, ip),
+    });
+  }
+
+  #throttlePolicy(policy: ThrottlePolicy): { limit: number; windowMs: number } {
+    if (policy === null || typeof policy !== 'object')
+      throw new InvalidOptionError('policy must be an object');
+    return {
+      limit: boundedInt('limit', policy.limit, this.#options.ip.limit, MAX_LIMIT),
+      windowMs: boundedInt('windowMs', policy.windowMs, this.#options.ip.windowMs, MAX_WINDOW_MS),
+    };
+  }
+
+  async #hit(action: string, limit: number, windowMs: number, ip: unknown): Promise<ThrottleResult> {
     const ipBucket = normalizeIp(ip);
     const now = Math.floor(this.#ctx.clock.now());
     const key = `${this.#ctx.keys.base('l:h', ipBucket)}:${action}`;
@@ -535,10 +587,10 @@ export class LoginLimiter {
             member,
             String(now - o.accountIp.windowMs),
             o.accountIp.limit,
-            o.accountIp.windowMs,
+            o.accountIp.windowMs + TTL_SLACK_MS,
             String(now - o.ip.windowMs),
             o.ip.limit,
-            o.ip.windowMs,
+            o.ip.windowMs + TTL_SLACK_MS,
             o.backoffInitialMs,
             o.backoffMaxMs,
           ],
@@ -626,7 +678,7 @@ export class LoginLimiter {
 }
 
 function logArgs(now: number, member: string, limit: number, windowMs: number): Array<string | number> {
-  return [String(now), member, String(now - windowMs), limit, windowMs];
+  return [String(now), member, String(now - windowMs), limit, windowMs + TTL_SLACK_MS];
 }
 
 /** `<at>.<id>` → at; the `at` is the ARGV string TypeScript wrote, read back unchanged. */

@@ -16,3 +16,12 @@ export {
   latchkeyErrors,
   UNAVAILABLE_RETRY_AFTER_SECONDS,
 } from './http-errors.js';
+export {
+  INVALID_LOGIN_IDENTIFIER,
+  type LoginLimiterMiddlewareOptions,
+  type LoginLimitState,
+  loginLimiter,
+  type RateLimitOptions,
+  rateLimit,
+  TOO_MANY_ATTEMPTS,
+} from './login-limiter.js';

@@ -10,10 +10,10 @@
 -- ARGV[2]  the reservation's member `<now>.<random id>`
 -- ARGV[3]  account+IP window start, epoch ms (now - window: members scored at or before it expired)
 -- ARGV[4]  account+IP limit (failures per window)
--- ARGV[5]  account+IP window, ms (the key's TTL)
+-- ARGV[5]  account+IP key TTL, ms (the window plus a small slack)
 -- ARGV[6]  IP window start, epoch ms
 -- ARGV[7]  IP limit
--- ARGV[8]  IP window, ms
+-- ARGV[8]  IP key TTL, ms (the window plus a small slack)
 -- ARGV[9]  back-off initial delay, ms (0 = no back-off)
 -- ARGV[10] back-off maximum delay, ms
 --

@@ -7,7 +7,7 @@
 -- ARGV[2]  the member `<now>.<random id>`
 -- ARGV[3]  window start, epoch ms (now - window: members scored at or before it expired)
 -- ARGV[4]  limit (units per window)
--- ARGV[5]  window, ms (the key's TTL)
+-- ARGV[5]  key TTL, ms (the window plus a small slack)
 --
 -- Returns { allowed, count, ref }
 --   allowed  1 = reserved; 0 = refused, nothing written

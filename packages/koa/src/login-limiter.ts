@@ -1,0 +1,293 @@
+import {
+  InvalidInputError,
+  InvalidOptionError,
+  type LoginCheckResult,
+  LoginLimiter,
+  type LoginOutcome,
+  type LoginPolicyState,
+  type Throttle,
+  type ThrottleResult,
+} from '@latchkey/core';
+import type { DefaultState, Middleware, ParameterizedContext } from 'koa';
+
+/** The JSON body of a refused attempt (429). */
+export const TOO_MANY_ATTEMPTS = Object.freeze({
+  error: 'too_many_attempts',
+  message: 'too many attempts; please try again later',
+});
+
+/** The JSON body when the login identifier is missing or unusable (400). */
+export const INVALID_LOGIN_IDENTIFIER = Object.freeze({
+  error: 'invalid_request',
+  message: 'the login identifier is missing or invalid',
+});
+
+/** What {@link loginLimiter} puts on `ctx.state` for the route. */
+export interface LoginLimitState {
+  /** The check of this request (allowed, remaining, policies). */
+  loginLimit?: LoginCheckResult;
+}
+
+type Ctx<State> = ParameterizedContext<State>;
+
+/** Options of {@link loginLimiter}. */
+export interface LoginLimiterMiddlewareOptions<State = DefaultState> {
+  /** The core limiter (its policies and fail-open choice apply). */
+  readonly limiter: LoginLimiter;
+  /**
+   * The identifier the client submitted (e.g. `ctx.request.body.email`), read before the route runs
+   * (mount a body parser first). Anything that is not a usable identifier — missing, not a string,
+   * empty, over 1024 characters — is answered 400 `invalid_request` without counting.
+   */
+  readonly identifier: (ctx: Ctx<State>) => unknown;
+  /**
+   * The client address.
+   * @default ctx.ip (configure Koa's `proxy` and `maxIpsCount` behind a proxy)
+   */
+  readonly ip?: (ctx: Ctx<State>) => string | undefined;
+  /**
+   * The known-device token the client presented (e.g. `ctx.cookies.get('kd')`); exempts it from the
+   * per-account policy when valid.
+   * @default none
+   */
+  readonly knownDevice?: (ctx: Ctx<State>) => string | undefined;
+  /**
+   * Whether the route's answer means "wrong credentials".
+   * @default status 401 or 403
+   */
+  readonly isFailure?: (ctx: Ctx<State>) => boolean;
+  /**
+   * Whether the route's answer means "logged in". Decide it by status only when the route answers
+   * success and failure with different statuses (form logins that redirect either way must say).
+   * @default status 200–299
+   */
+  readonly isSuccess?: (ctx: Ctx<State>) => boolean;
+  /**
+   * Send the draft IETF `RateLimit-Policy` and `RateLimit` fields.
+   * @default true
+   */
+  readonly rateLimitHeaders?: boolean;
+  /**
+   * Receives an error from settling after the route (Redis lost meanwhile). The response is left as
+   * the route made it; the unsettled attempt keeps counting as a failure.
+   * @default ignore
+   */
+  readonly onSettleError?: (error: unknown) => void;
+}
+
+/**
+ * Throttles a login route with a core {@link LoginLimiter}: reserves the attempt before the route
+ * runs (one Redis round trip), answers 429 `too_many_attempts` with `Retry-After` (whole seconds,
+ * rounded up, ≥ 1) when a policy refuses, and settles after the route by its answer — a failure
+ * (default: 401 or 403) keeps the attempt, a success (default: 2xx) releases it and clears the
+ * account's failures, a 5xx or an exception keeps it (the password may have been checked), any other
+ * answer (a 400 from validation) gives it back. A missing or unusable identifier is 400
+ * `invalid_request`. When Redis is unreachable the check throws `StoreUnavailableError` (mount
+ * `latchkeyErrors()` first: 503 with `Retry-After`), unless the limiter fails open.
+ *
+ * @throws {InvalidOptionError} when an option is missing or of the wrong type.
+ * @example
+ * router.post('/auth/login', loginLimiter({ limiter, identifier: (ctx) => ctx.request.body?.email }), login);
+ */
+export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
+  options: LoginLimiterMiddlewareOptions<State>,
+): Middleware<State> {
+  if (options === null || typeof options !== 'object')
+    throw new InvalidOptionError('options must be an object');
+  const { limiter } = options;
+  if (!(limiter instanceof LoginLimiter)) throw new InvalidOptionError('limiter must be a LoginLimiter');
+  const identifier = requiredFunction('identifier', options.identifier);
+  const ipOf = optionalFunction('ip', options.ip) ?? ((ctx: Ctx<State>) => ctx.ip);
+  const knownDevice = optionalFunction('knownDevice', options.knownDevice);
+  const isFailure =
+    optionalFunction('isFailure', options.isFailure) ??
+    ((ctx: Ctx<State>) => ctx.status === 401 || ctx.status === 403);
+  const isSuccess =
+    optionalFunction('isSuccess', options.isSuccess) ??
+    ((ctx: Ctx<State>) => ctx.status >= 200 && ctx.status < 300);
+  const onSettleError = optionalFunction('onSettleError', options.onSettleError) ?? (() => {});
+  const headers = options.rateLimitHeaders ?? true;
+  if (typeof headers !== 'boolean') throw new InvalidOptionError('rateLimitHeaders must be a boolean');
+  const policyHeader = limiter.policies
+    .map((p) => `"${p.policy}";q=${p.limit};w=${seconds(p.windowMs)}`)
+    .join(', ');
+
+  return async (ctx, next) => {
+    let result: LoginCheckResult;
+    try {
+      result = await limiter.check(identifier(ctx), ipOf(ctx), {
+        knownDevice: knownDevice === undefined ? undefined : knownDevice(ctx),
+      });
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error;
+      ctx.status = 400;
+      ctx.body = { ...INVALID_LOGIN_IDENTIFIER };
+      return;
+    }
+    if (headers) {
+      ctx.set('RateLimit-Policy', policyHeader);
+      ctx.set('RateLimit', rateLimitField(result.policies));
+    }
+    if (!result.allowed || result.reservation === null) {
+      refuse(ctx, result.retryAfterMs);
+      return;
+    }
+    const reservation = result.reservation;
+    ctx.state.loginLimit = result;
+    let outcome: LoginOutcome;
+    try {
+      await next();
+      outcome = isFailure(ctx)
+        ? 'failure'
+        : isSuccess(ctx)
+          ? 'success'
+          : ctx.status >= 500
+            ? 'failure'
+            : 'release';
+    } catch (error) {
+      const status = statusOf(error);
+      await settleQuietly(
+        limiter,
+        reservation,
+        status !== undefined && status < 500 && status !== 401 && status !== 403 ? 'release' : 'failure',
+        onSettleError,
+      );
+      throw error;
+    }
+    await settleQuietly(limiter, reservation, outcome, onSettleError);
+  };
+}
+
+/** Options of {@link rateLimit}. */
+export interface RateLimitOptions<State = DefaultState> {
+  /** The core limiter whose Redis (and fail-open choice) the throttle uses. */
+  readonly limiter: LoginLimiter;
+  /** The name of the throttled action, part of the key: `a-z 0-9 - _`, at most 32 characters. */
+  readonly action: string;
+  /**
+   * Requests allowed per window and IP.
+   * @default the limiter's per-IP `maxFailures`
+   */
+  readonly limit?: number;
+  /**
+   * The sliding window, ms.
+   * @default the limiter's per-IP `windowMs`
+   */
+  readonly windowMs?: number;
+  /**
+   * The client address.
+   * @default ctx.ip
+   */
+  readonly ip?: (ctx: Ctx<State>) => string | undefined;
+  /**
+   * Send the draft IETF `RateLimit-Policy` and `RateLimit` fields.
+   * @default true
+   */
+  readonly rateLimitHeaders?: boolean;
+}
+
+/**
+ * Throttles an abuse-prone route per IP (registration, password-reset requests): every request counts,
+ * one atomic Redis round trip, 429 `too_many_attempts` with `Retry-After` beyond the limit.
+ *
+ * @throws {InvalidOptionError} when the action, limit or window breaks its rule.
+ * @example
+ * router.post('/auth/password-reset/request', rateLimit({ limiter, action: 'password-reset', limit: 10 }), requestReset);
+ */
+export function rateLimit<State = DefaultState>(options: RateLimitOptions<State>): Middleware<State> {
+  if (options === null || typeof options !== 'object')
+    throw new InvalidOptionError('options must be an object');
+  if (!(options.limiter instanceof LoginLimiter))
+    throw new InvalidOptionError('limiter must be a LoginLimiter');
+  const policy: { limit?: number; windowMs?: number } = {};
+  if (options.limit !== undefined) policy.limit = options.limit;
+  if (options.windowMs !== undefined) policy.windowMs = options.windowMs;
+  const throttle: Throttle = options.limiter.throttle(options.action, policy);
+  const ipOf = optionalFunction('ip', options.ip) ?? ((ctx: Ctx<State>) => ctx.ip);
+  const headers = options.rateLimitHeaders ?? true;
+  if (typeof headers !== 'boolean') throw new InvalidOptionError('rateLimitHeaders must be a boolean');
+  const policyHeader = `"${throttle.action}";q=${throttle.limit};w=${seconds(throttle.windowMs)}`;
+
+  return async (ctx, next) => {
+    const result: ThrottleResult = await throttle.hit(ipOf(ctx));
+    if (headers) {
+      ctx.set('RateLimit-Policy', policyHeader);
+      ctx.set('RateLimit', `"${throttle.action}";r=${result.remaining};t=${seconds(result.resetAfterMs)}`);
+    }
+    if (!result.allowed) {
+      refuse(ctx, result.retryAfterMs);
+      return;
+    }
+    await next();
+  };
+}
+
+/** Whole seconds, rounded up (a client waiting that long is never early). */
+function seconds(ms: number): number {
+  return Math.ceil(ms / 1000);
+}
+
+/** `Retry-After` in whole seconds: rounded up, at least 1. */
+function retryAfterSeconds(ms: number): number {
+  return Math.max(1, seconds(ms));
+}
+
+function refuse(ctx: ParameterizedContext, retryAfterMs: number): void {
+  ctx.status = 429;
+  ctx.set('Retry-After', String(retryAfterSeconds(retryAfterMs)));
+  ctx.body = { ...TOO_MANY_ATTEMPTS };
+}
+
+/**
+ * The `RateLimit` field: the policy with the fewest attempts left (the draft asks for the most
+ * constraining one); when refused, the refusing policy, whose `t` matches `Retry-After`.
+ */
+function rateLimitField(policies: readonly LoginPolicyState[]): string {
+  let shown = policies[0] as LoginPolicyState;
+  for (const p of policies) {
+    if (p.blocked && !shown.blocked) shown = p;
+    else if (
+      p.blocked === shown.blocked &&
+      (p.blocked ? p.resetAfterMs > shown.resetAfterMs : p.remaining < shown.remaining)
+    ) {
+      shown = p;
+    }
+  }
+  const t = shown.blocked ? retryAfterSeconds(shown.resetAfterMs) : seconds(shown.resetAfterMs);
+  return `"${shown.policy}";r=${shown.remaining};t=${t}`;
+}
+
+async function settleQuietly(
+  limiter: LoginLimiter,
+  reservation: NonNullable<LoginCheckResult['reservation']>,
+  outcome: LoginOutcome,
+  onError: (error: unknown) => void,
+): Promise<void> {
+  try {
+    await limiter.settle(reservation, outcome);
+  } catch (error) {
+    try {
+      onError(error);
+    } catch {
+      // A failing logger must not turn a finished login into an error.
+    }
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (error === null || typeof error !== 'object') return undefined;
+  const { status, statusCode } = error as { status?: unknown; statusCode?: unknown };
+  const value = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : undefined;
+  return value !== undefined && value >= 400 && value <= 599 ? value : undefined;
+}
+
+function requiredFunction<F>(name: string, value: F | undefined): F {
+  if (typeof value !== 'function') throw new InvalidOptionError(`${name} must be a function`);
+  return value;
+}
+
+function optionalFunction<F>(name: string, value: F | undefined): F | undefined {
+  if (value !== undefined && typeof value !== 'function')
+    throw new InvalidOptionError(`${name} must be a function`);
+  return value;
+}

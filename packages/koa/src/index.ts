@@ -25,3 +25,12 @@ export {
   rateLimit,
   TOO_MANY_ATTEMPTS,
 } from './login-limiter.js';
+export {
+  type LogInOptions,
+  type SessionControl,
+  type SessionCookieOptions,
+  type SessionData,
+  type SessionMiddlewareOptions,
+  type SessionState,
+  session,
+} from './session.js';

@@ -1,4 +1,21 @@
 export {
+  type AccessTokenVerifier,
+  type Auth,
+  type AuthState,
+  type BearerAuth,
+  type BearerOptions,
+  type BearerState,
+  bearer,
+  INVALID_TOKEN,
+  type OptionalBearerState,
+  type RequireAuthOptions,
+  requireAuth,
+  type SessionAuth,
+  type SessionLike,
+  type SessionLikeState,
+  UNAUTHENTICATED,
+} from './bearer.js';
+export {
   type CrossOriginProtectionOptions,
   CSRF_REJECTED,
   crossOriginProtection,

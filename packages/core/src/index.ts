@@ -71,6 +71,12 @@ export {
 export type { RedisClient } from './redis.js';
 export { type CheckRedisOptions, checkRedis, type RedisCheckResult } from './redis-check.js';
 export {
+  type RefreshToken,
+  RefreshTokens,
+  type RefreshTokensOptions,
+  type RotatedRefreshToken,
+} from './refresh-tokens.js';
+export {
   DEFAULT_CLOCK_TOLERANCE_MS,
   DEFAULT_SKEW_MARGIN_MS,
   RevocationList,

@@ -1,0 +1,451 @@
+import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  AccessTokens,
+  generateDevelopmentKey,
+  InvalidInputError,
+  InvalidOptionError,
+  KeyRing,
+  KeySpace,
+  RefreshTokenReusedError,
+  RefreshTokens,
+  type RefreshTokensOptions,
+  type SecurityEvent,
+  ServerSecret,
+  SessionStore,
+  type SessionStoreOptions,
+  StoreUnavailableError,
+  userTag,
+} from '../src/index.js';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const SECRET = ServerSecret.generate();
+
+function stores(
+  ctx: BackendContext,
+  refreshOptions: Partial<RefreshTokensOptions> = {},
+  sessionOptions: Partial<SessionStoreOptions> = {},
+) {
+  const events: SecurityEvent[] = [];
+  const common = {
+    redis: ctx.redis,
+    clock: ctx.clock,
+    prefix: ctx.prefix,
+    onEvent: (e: SecurityEvent) => events.push(e),
+  };
+  const sessions = new SessionStore({ ...common, ...sessionOptions });
+  const refresh = new RefreshTokens({ ...common, secret: SECRET, ...refreshOptions });
+  return { sessions, refresh, events };
+}
+
+/** A session with a refresh token. */
+async function login(s: ReturnType<typeof stores>, userId = 'alice') {
+  const { token: cookie, session } = await s.sessions.create(userId, { role: 'user' });
+  const refreshToken = await s.refresh.issue(session);
+  assert.ok(refreshToken, 'issued for a live session');
+  return { cookie, session, refreshToken };
+}
+
+function isReuse(e: unknown): boolean {
+  return e instanceof RefreshTokenReusedError && e.code === 'ERR_REFRESH_REUSED';
+}
+
+async function rejects(promise: Promise<unknown>, check: (e: unknown) => boolean, what: string) {
+  await promise.then(
+    () => assert.unreachable(`expected ${what}`),
+    (e: unknown) => assert.ok(check(e), `expected ${what}, got ${String(e)}`),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+const unit = suite('RefreshTokens (no Redis)');
+
+unit('parseToken() accepts only r1.<43>.<22>.<43> base64url', () => {
+  const token = `r1.${'A'.repeat(43)}.${'b'.repeat(22)}.${'c'.repeat(43)}`;
+  assert.equal(RefreshTokens.parseToken(token), { tag: 'A'.repeat(43), sessionId: 'b'.repeat(22) });
+  for (const bad of [undefined, 7, '', token.slice(1), token.replace('r1.', 'v1.'), `${token}=`, 'r1...']) {
+    assert.is(RefreshTokens.parseToken(bad), null);
+  }
+});
+
+unit('the constructor validates every option and names it', () => {
+  const redis = { defineCommand() {} } as never;
+  const cases: Array<[Partial<RefreshTokensOptions>, string]> = [
+    [{ secret: 'not a secret' as never }, 'secret'],
+    [{ graceMs: -1 }, 'graceMs'],
+    [{ graceMs: 300_001 }, 'graceMs'],
+    [{ maxRetired: 0 }, 'maxRetired'],
+    [{ maxRetired: 1001 }, 'maxRetired'],
+  ];
+  for (const [options, name] of cases) {
+    assert.throws(
+      () => new RefreshTokens({ redis, secret: SECRET, ...options }),
+      (e: unknown) => e instanceof InvalidOptionError && e.message.includes(name),
+      name,
+    );
+  }
+  const resolved = new RefreshTokens({ redis, secret: SECRET }).options;
+  assert.equal(resolved, { graceMs: 0, maxRetired: 100 });
+  assert.ok(Object.isFrozen(resolved));
+});
+
+unit.run();
+
+// ---------------------------------------------------------------------------------------------------
+
+backendSuite('RefreshTokens.issue', (test) => {
+  test('issues a token for a live session only', async (ctx) => {
+    const s = stores(ctx);
+    const { session, refreshToken } = await login(s);
+    assert.equal(RefreshTokens.parseToken(refreshToken), { tag: userTag('alice'), sessionId: session.id });
+    assert.is(await s.refresh.issue({ userId: 'alice', id: 'A'.repeat(22) }), null, 'unknown session');
+    assert.is(await s.refresh.issue({ userId: 'bob', id: session.id }), null, 'another user’s session');
+    await ctx.advance(HOUR + MIN);
+    assert.is(await s.refresh.issue(session), null, 'expired session');
+  });
+
+  test('is one round trip and refuses malformed input before Redis', async (ctx) => {
+    const s = stores(ctx);
+    const { session } = await s.sessions.create('u', {});
+    assert.is(await ctx.roundTrips.measure(() => s.refresh.issue(session)), 1);
+    for (const bad of [{ userId: '', id: session.id }, { userId: 'u', id: 'nope' }, null]) {
+      const trips = await ctx.roundTrips.measure(() =>
+        rejects(s.refresh.issue(bad as never), (e) => e instanceof InvalidInputError, 'InvalidInputError'),
+      );
+      assert.is(trips, 0);
+    }
+  });
+
+  test('issuing again retires the previous token: presenting it is reuse', async (ctx) => {
+    const s = stores(ctx);
+    const { session, refreshToken: first } = await login(s);
+    const second = await s.refresh.issue(session);
+    assert.ok(second);
+    await rejects(s.refresh.rotate(first), isReuse, 'RefreshTokenReusedError');
+    assert.is(await s.refresh.rotate(second), null, 'the session is gone');
+  });
+});
+
+backendSuite('RefreshTokens.rotate', (test) => {
+  test('replaces the token in one round trip and renews the idle deadline, never the absolute one', async (ctx) => {
+    const s = stores(ctx, {}, { absoluteTimeoutMs: 3 * HOUR });
+    const { session, refreshToken, cookie } = await login(s);
+    let token = refreshToken as string;
+    for (let i = 1; i <= 3; i++) {
+      await ctx.advance(50 * MIN);
+      ctx.roundTrips.reset();
+      const rotated = await s.refresh.rotate(token);
+      assert.is(ctx.roundTrips.count, 1);
+      assert.ok(rotated, `rotation ${i}`);
+      assert.is.not(rotated.token, token);
+      assert.is(rotated.session.id, session.id);
+      assert.equal(rotated.session.data, { role: 'user' });
+      assert.is(rotated.session.lastSeenAt, ctx.clock.now());
+      assert.is(rotated.session.idleExpiresAt, Math.min(ctx.clock.now() + HOUR, session.absoluteExpiresAt));
+      assert.is(rotated.session.absoluteExpiresAt, session.absoluteExpiresAt);
+      token = rotated.token;
+    }
+    assert.ok(await s.sessions.get(cookie), 'the cookie of the same session lives on');
+    await ctx.advance(31 * MIN); // 181 minutes: past the absolute lifetime
+    assert.is(await s.refresh.rotate(token), null);
+    assert.equal(await ctx.keys(), []);
+  });
+
+  test('an idle session cannot be refreshed', async (ctx) => {
+    const s = stores(ctx);
+    const { refreshToken } = await login(s);
+    await ctx.advance(HOUR + MIN);
+    assert.is(await s.refresh.rotate(refreshToken), null);
+    assert.equal(await ctx.keys(), []);
+  });
+
+  test('revokes the session when a rotated token is reused', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, session, refreshToken } = await login(s);
+    const rotated = await s.refresh.rotate(refreshToken);
+    assert.ok(rotated);
+    await ctx.advance(1000);
+    await rejects(
+      s.refresh.rotate(refreshToken),
+      (e) => isReuse(e) && (e as RefreshTokenReusedError).sessionId === session.id,
+      'RefreshTokenReusedError',
+    );
+    assert.is(await s.refresh.rotate(rotated.token), null, 'the successor died with the session');
+    assert.is(await s.sessions.get(cookie), null, 'the cookie died with the session');
+    assert.equal(await s.sessions.listForUser('alice'), []);
+    assert.equal(await ctx.keys(), []);
+    assert.ok(
+      s.events.some(
+        (e) => e.type === 'refresh.reuse-detected' && e.sessionId === session.id && e.userId === 'alice',
+      ),
+    );
+    assert.ok(s.events.some((e) => e.type === 'session.revoked' && e.reason === 'refresh-reuse'));
+  });
+
+  test('50 concurrent rotations of one token (grace 0): exactly one succeeds, then reuse revokes', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, refreshToken } = await login(s);
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () => s.refresh.rotate(refreshToken)),
+    );
+    const won = results.filter((r) => r.status === 'fulfilled' && r.value !== null);
+    const reused = results.filter((r) => r.status === 'rejected' && isReuse(r.reason));
+    const invalid = results.filter((r) => r.status === 'fulfilled' && r.value === null);
+    assert.is(won.length, 1);
+    // The first late call detects the reuse and revokes; the session is gone for the rest.
+    assert.is(reused.length, 1);
+    assert.is(invalid.length, 48);
+    const winner = (won[0] as PromiseFulfilledResult<{ token: string }>).value.token;
+    assert.is(await s.refresh.rotate(winner), null, 'the session was revoked by the reuse');
+    assert.is(await s.sessions.get(cookie), null);
+    assert.equal(await ctx.keys(), []);
+  });
+
+  test('inside the grace window a retry gets the same successor: never two live successors', async (ctx) => {
+    const s = stores(ctx, { graceMs: 10_000 });
+    const { refreshToken } = await login(s);
+    const results = await Promise.all(Array.from({ length: 50 }, () => s.refresh.rotate(refreshToken)));
+    const successors = new Set(results.map((r) => r?.token));
+    assert.is(successors.size, 1, 'one successor, returned to every retry');
+    const [successor] = [...successors] as string[];
+    await ctx.advance(5000);
+    const retried = await s.refresh.rotate(refreshToken);
+    assert.is(retried?.token, successor, 'a late retry inside the window');
+    const next = await s.refresh.rotate(successor as string);
+    assert.ok(next, 'the successor is the live token');
+    assert.is.not(next.token, successor);
+  });
+
+  test('a retry of the previous token after the grace window is reuse', async (ctx) => {
+    const s = stores(ctx, { graceMs: 10_000 });
+    const { cookie, refreshToken } = await login(s);
+    assert.ok(await s.refresh.rotate(refreshToken));
+    await ctx.advance(10_001);
+    await rejects(s.refresh.rotate(refreshToken), isReuse, 'RefreshTokenReusedError');
+    assert.is(await s.sessions.get(cookie), null);
+  });
+
+  test('a token two rotations old is reuse even inside the grace window', async (ctx) => {
+    const s = stores(ctx, { graceMs: 60_000 });
+    const { cookie, refreshToken } = await login(s);
+    const first = await s.refresh.rotate(refreshToken);
+    assert.ok(first);
+    const second = await s.refresh.rotate(first.token);
+    assert.ok(second);
+    await rejects(s.refresh.rotate(refreshToken), isReuse, 'RefreshTokenReusedError');
+    assert.is(await s.sessions.get(cookie), null);
+    assert.is(await s.refresh.rotate(second.token), null);
+  });
+
+  test('the access tokens of a session revoked by reuse fail verification', async (ctx) => {
+    const s = stores(ctx);
+    const dev = await generateDevelopmentKey();
+    const access = new AccessTokens({
+      redis: ctx.redis,
+      clock: ctx.clock,
+      prefix: ctx.prefix,
+      keyRing: await KeyRing.fromPaserk({ signing: dev.secret, kid: dev.kid }),
+    });
+    const { session, refreshToken } = await login(s);
+    const rotated = await s.refresh.rotate(refreshToken);
+    assert.ok(rotated);
+    const issued = await access.issue({ userId: session.userId, sessionId: session.id });
+    assert.ok((await access.verify(issued.token)).ok, 'valid while the session lives');
+    await rejects(s.refresh.rotate(refreshToken), isReuse, 'RefreshTokenReusedError');
+    access.clearCache();
+    const verdict = await access.verify(issued.token);
+    assert.equal(verdict, { ok: false, reason: 'session_revoked' });
+  });
+
+  test('a forged token carrying a real session id is invalid, and the session survives', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, refreshToken } = await login(s);
+    const forged = `${refreshToken.slice(0, -43)}${'Z'.repeat(43)}`;
+    assert.is(await s.refresh.rotate(forged), null);
+    assert.is(await s.refresh.revoke(forged), false);
+    // Not even a forged token in the successor's place: successors are keyed by the server secret.
+    const otherServer = new RefreshTokens({
+      redis: ctx.redis,
+      clock: ctx.clock,
+      prefix: ctx.prefix,
+      secret: ServerSecret.generate(),
+    });
+    const cookieSession = await s.sessions.get(cookie);
+    assert.ok(cookieSession);
+    assert.ok(await s.refresh.rotate(refreshToken), 'the real token still rotates');
+    assert.is(await otherServer.rotate(forged), null);
+    assert.ok(await s.sessions.get(cookie));
+    assert.is(s.events.filter((e) => e.type === 'refresh.reuse-detected').length, 0);
+  });
+
+  test('garbage, truncated and foreign tokens are invalid, never an error', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, refreshToken } = await login(s);
+    const noRoundTrip = [
+      '',
+      'random garbage',
+      'x'.repeat(10 * 1024),
+      '☃'.repeat(113),
+      refreshToken.slice(0, -1),
+      refreshToken.slice(1),
+      cookie, // a session cookie is not a refresh token
+      `${refreshToken}\n`,
+      undefined,
+      null,
+      42,
+    ];
+    for (const g of noRoundTrip) {
+      assert.is(await ctx.roundTrips.measure(() => s.refresh.rotate(g as string)), 0);
+      assert.is(await s.refresh.rotate(g as string), null);
+      assert.is(await s.refresh.revoke(g as string), false);
+    }
+    // Well-formed but from another deployment (another key prefix): invalid after one round trip.
+    const elsewhere = stores({ ...ctx, prefix: `${ctx.prefix}-other` });
+    const foreign = await login(elsewhere);
+    assert.is(await s.refresh.rotate(foreign.refreshToken), null);
+    assert.ok(await s.refresh.rotate(refreshToken), 'none of this touched the real session');
+    await elsewhere.sessions.revokeAllForUser('alice');
+  });
+
+  test('keeps at most maxRetired digests: an older token is then invalid, a remembered one is reuse', async (ctx) => {
+    const s = stores(ctx, { maxRetired: 3 });
+    const { refreshToken } = await login(s);
+    const chain = [refreshToken as string];
+    for (let i = 0; i < 5; i++) {
+      const rotated = await s.refresh.rotate(chain[chain.length - 1] as string);
+      assert.ok(rotated);
+      chain.push(rotated.token);
+    }
+    const { session } = (await s.sessions.listForUser('alice')).map((x) => ({ session: x }))[0] ?? {};
+    assert.ok(session);
+    const retired = new KeySpace(ctx.prefix).retiredRefresh(userTag('alice'), session.id);
+    assert.is(await ctx.redis.zcard(retired), 3);
+    assert.is(await s.refresh.rotate(chain[0] as string), null, 'forgotten: merely invalid');
+    assert.is(await s.refresh.rotate(chain[1] as string), null, 'forgotten: merely invalid');
+    await rejects(s.refresh.rotate(chain[2] as string), isReuse, 'RefreshTokenReusedError');
+  });
+
+  test('stores no token, secret or successor in the clear', async (ctx) => {
+    const s = stores(ctx, { graceMs: 5000 });
+    const { cookie, refreshToken } = await login(s);
+    const seen: string[] = [cookie, refreshToken];
+    let token: string = refreshToken;
+    for (let i = 0; i < 3; i++) {
+      const rotated = await s.refresh.rotate(token);
+      assert.ok(rotated);
+      token = rotated.token;
+      seen.push(token);
+    }
+    const dump = JSON.stringify(await ctx.dump());
+    for (const t of seen) {
+      assert.not.ok(dump.includes(t.split('.')[3] as string), 'a secret reached Redis');
+    }
+  });
+
+  test('a closed connection raises StoreUnavailableError and nothing is half-rotated', async (ctx) => {
+    if (ctx.kind === 'fake') return; // the fake has no connection to lose
+    const s = stores(ctx);
+    const { cookie, refreshToken } = await login(s);
+    const client = ctx.connect();
+    const broken = new RefreshTokens({
+      redis: client,
+      clock: ctx.clock,
+      prefix: ctx.prefix,
+      secret: SECRET,
+      commandTimeoutMs: 500,
+    });
+    await broken.issue({ userId: 'nobody', id: 'A'.repeat(22) }); // connected and working
+    client.disconnect();
+    await rejects(
+      broken.rotate(refreshToken),
+      (e) => e instanceof StoreUnavailableError,
+      'StoreUnavailableError',
+    );
+    await rejects(
+      broken.revoke(refreshToken),
+      (e) => e instanceof StoreUnavailableError,
+      'StoreUnavailableError',
+    );
+    // Back on a working connection the original token is still the current one.
+    const rotated = await s.refresh.rotate(refreshToken);
+    assert.ok(rotated);
+    assert.ok(await s.sessions.get(cookie));
+  });
+});
+
+backendSuite('RefreshTokens.revoke', (test) => {
+  test('ends the session of an issued token, once', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, refreshToken } = await login(s);
+    const other = await login(s);
+    assert.is(await ctx.roundTrips.measure(() => s.refresh.revoke(refreshToken)), 1);
+    assert.is(await s.sessions.get(cookie), null);
+    assert.is(await s.refresh.rotate(refreshToken), null);
+    assert.is(await s.refresh.revoke(refreshToken), false);
+    assert.ok(await s.sessions.get(other.cookie), 'other sessions are untouched');
+  });
+
+  test('revokeSession() ends a session by id with its refresh state', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, session, refreshToken } = await login(s);
+    await s.refresh.rotate(refreshToken);
+    assert.is(await s.refresh.revokeSession('alice', session.id), true);
+    assert.is(await s.refresh.revokeSession('alice', session.id), false);
+    assert.is(await s.refresh.revokeSession('alice', 'bad id'), false);
+    assert.is(await s.sessions.get(cookie), null);
+    assert.equal(await ctx.keys(), [], 'the retired digests went with it');
+  });
+});
+
+backendSuite('RefreshTokens with SessionStore.revokeAllForUser', (test) => {
+  test('the user-wide revoke deletes every refresh state in one round trip', async (ctx) => {
+    const s = stores(ctx);
+    const a = await login(s);
+    const b = await login(s);
+    const rotatedA = await s.refresh.rotate(a.refreshToken);
+    assert.ok(rotatedA);
+    assert.is(await ctx.roundTrips.measure(() => s.sessions.revokeAllForUser('alice')), 1);
+    assert.is(await s.refresh.rotate(rotatedA.token), null);
+    assert.is(await s.refresh.rotate(b.refreshToken), null);
+    // Only the revoke-before mark is left.
+    assert.equal(await ctx.keys(), [new KeySpace(ctx.prefix).revokeBefore(userTag('alice'))]);
+  });
+
+  test('with except, the kept session keeps its refresh token', async (ctx) => {
+    const s = stores(ctx);
+    const kept = await login(s);
+    const gone = await login(s);
+    await s.sessions.revokeAllForUser('alice', { except: kept.session.id });
+    assert.ok(await s.refresh.rotate(kept.refreshToken));
+    assert.is(await s.refresh.rotate(gone.refreshToken), null);
+  });
+});
+
+backendSuite('RefreshTokens lifetimes', (test) => {
+  test('holds zero keys once every lifetime has passed, retired digests included', async (ctx) => {
+    const s = stores(ctx, { graceMs: 1000 });
+    for (const userId of ['l1', 'ü{x}:"y"']) {
+      const { refreshToken } = await login(s, userId);
+      let token: string = refreshToken;
+      for (let i = 0; i < 4; i++) {
+        const rotated = await s.refresh.rotate(token);
+        assert.ok(rotated);
+        token = rotated.token;
+      }
+    }
+    const reused = await login(s, 'l2');
+    await s.refresh.rotate(reused.refreshToken);
+    await ctx.advance(2000); // past the grace window
+    await rejects(s.refresh.rotate(reused.refreshToken), isReuse, 'RefreshTokenReusedError');
+    assert.equal(await ctx.keysWithoutTtl(), []);
+    assert.ok(
+      (await ctx.keys()).some((k) => k.includes(':rr:')),
+      'retired digests are there meanwhile',
+    );
+    await ctx.advance(HOUR + 1000);
+    assert.equal(await ctx.keys(), []);
+  });
+});

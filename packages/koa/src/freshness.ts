@@ -45,7 +45,8 @@ const UNAUTHENTICATED = Object.freeze({ error: 'unauthenticated', message: 'auth
 export function requireFreshAuth<State extends FreshnessState = FreshnessState>(
   options: RequireFreshAuthOptions,
 ): Middleware<State> {
-  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options must be an object');
+  if (options === null || typeof options !== 'object')
+    throw new InvalidOptionError('options must be an object');
   const { maxAgeMs } = options;
   if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 1) {
     throw new InvalidOptionError(`maxAgeMs must be a whole number of ms ≥ 1, got ${String(maxAgeMs)}`);

@@ -1,9 +1,16 @@
 import { InvalidOptionError, SessionStore } from '@latchkey/core';
+import { createFakeRedis } from '@latchkey/testing';
 import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
 import Koa from 'koa';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { latchkeyErrors, type SessionCookieOptions, type SessionState, session } from '../src/index.js';
+import {
+  crossOriginProtection,
+  latchkeyErrors,
+  type SessionCookieOptions,
+  type SessionState,
+  session,
+} from '../src/index.js';
 import { cookieAttributes, cookieValue, serve, setCookies, type TestServer } from './support/http-client.js';
 
 type Data = { theme?: string; visits?: number; cart?: string[] };
@@ -401,7 +408,6 @@ backendSuite('session middleware', (test) => {
 const options = suite('session options');
 
 options('refuses unsafe or malformed cookie options, naming the option', async () => {
-  const { createFakeRedis } = await import('@latchkey/testing');
   const redis = createFakeRedis();
   const store = new SessionStore({ redis });
   const bad: Array<[SessionCookieOptions, string]> = [
@@ -432,4 +438,47 @@ options('refuses unsafe or malformed cookie options, naming the option', async (
   redis.disconnect();
 });
 
+const readme = suite('README quick start');
+
+readme(
+  'runs as written: login sets the cookie, the cookie loads the session, cross-site POST is refused',
+  async () => {
+    const redis = createFakeRedis();
+    // --- the quick start, verbatim from `const store` on ---
+    type Data = { theme?: string };
+    const store = new SessionStore<Data>({ redis });
+    const app = new Koa<SessionState<Data>>();
+    app.use(latchkeyErrors()); // Redis down → 503 + Retry-After: 1
+    app.use(crossOriginProtection()); // cross-site POST/PUT/PATCH/DELETE → 403
+    app.use(session({ store })); // { cookie: { secure: false } } for local http only
+    app.use(async (ctx) => {
+      if (ctx.path === '/login' && ctx.method === 'POST') {
+        const authenticatedAt = Date.now(); // read before checking the password
+        const userId = 'user-1'; // … after checking the password …
+        await ctx.state.sessions.logIn(userId, { theme: 'dark' }, { authenticatedAt });
+      }
+      ctx.body = { userId: ctx.state.session?.userId ?? null };
+    });
+    // --- end of the quick start ---
+    const server = await serve(app);
+    try {
+      const login = await server.request('/login', { method: 'POST' });
+      assert.equal(await login.json(), { userId: 'user-1' });
+      const [line] = setCookies(login, '__Host-sid');
+      assert.ok(line);
+      const cookie = `__Host-sid=${cookieValue(line as string)}`;
+      assert.equal(await (await server.request('/', { headers: { cookie } })).json(), { userId: 'user-1' });
+      const forged = await server.request('/login', {
+        method: 'POST',
+        headers: { 'Sec-Fetch-Site': 'cross-site' },
+      });
+      assert.is(forged.status, 403);
+    } finally {
+      await server.close();
+      redis.disconnect();
+    }
+  },
+);
+
 options.run();
+readme.run();

@@ -1,0 +1,103 @@
+import { SessionStore } from '@latchkey/core';
+import { startRedisServer } from '@latchkey/testing';
+import { realRedisSuite } from '@latchkey/testing/backends';
+import { Redis } from 'ioredis';
+import Koa from 'koa';
+import * as assert from 'uvu/assert';
+import { latchkeyErrors, type SessionState, session } from '../src/index.js';
+import { cookieValue, serve, setCookies, type TestServer } from './support/http-client.js';
+
+const COMMAND_TIMEOUT_MS = 300;
+
+/** Retries `check` (real time: it waits for a process and a reconnect) until it holds or 10 s pass. */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!(await check())) {
+    if (performance.now() > deadline) assert.unreachable(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function logIn(server: TestServer): Promise<{ status: number; cookie: string | undefined }> {
+  const response = await server.request('/login', { method: 'POST' });
+  await response.arrayBuffer();
+  const [line] = setCookies(response, '__Host-sid');
+  return {
+    status: response.status,
+    cookie: line === undefined ? undefined : `__Host-sid=${cookieValue(line)}`,
+  };
+}
+
+realRedisSuite('session middleware, Redis outage', (test) => {
+  test('Redis stopped → 503 with Retry-After within 2 s; Redis back → the same app serves again', async () => {
+    const redisServer = await startRedisServer();
+    const redis = new Redis(redisServer.port, '127.0.0.1', {
+      // Reconnect quickly in the test; production keeps ioredis's backoff.
+      retryStrategy: () => 50,
+    });
+    redis.on('error', () => {
+      // connection errors while the server is down are expected; the store reports them as 503
+    });
+    const store = new SessionStore({ redis, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    const app = new Koa<SessionState<Record<string, unknown>>>();
+    app.use(latchkeyErrors());
+    app.use(session({ store }));
+    app.use(async (ctx) => {
+      if (ctx.path === '/login') {
+        await ctx.state.sessions.logIn('alice', {});
+        ctx.status = 204;
+        return;
+      }
+      ctx.body = { userId: ctx.state.session?.userId ?? null };
+    });
+    const server = await serve(app);
+    try {
+      const before = await logIn(server);
+      assert.is(before.status, 204);
+      const cookie = before.cookie as string;
+      const loaded = await server.request('/', { headers: { cookie } });
+      assert.equal(await loaded.json(), { userId: 'alice' });
+
+      await redisServer.stop();
+      for (const attempt of [
+        () => server.request('/', { headers: { cookie } }),
+        () => server.request('/login', { method: 'POST' }),
+      ]) {
+        const started = performance.now();
+        const response = await attempt();
+        const elapsed = performance.now() - started;
+        assert.is(response.status, 503);
+        assert.is(response.headers.get('retry-after'), '1');
+        assert.equal(await response.json(), {
+          error: 'unavailable',
+          message: 'the service is temporarily unavailable',
+        });
+        assert.ok(elapsed < 2000, `answered in ${Math.round(elapsed)} ms`);
+        assert.is(
+          setCookies(response, '__Host-sid').length,
+          0,
+          'an outage neither sets nor clears the cookie',
+        );
+      }
+      const anonymous = await server.request('/');
+      assert.is(anonymous.status, 200, 'a request without a session cookie needs no Redis');
+      await anonymous.arrayBuffer();
+
+      await redisServer.start();
+      // The restarted server is empty (no persistence): the old cookie names nothing now.
+      await eventually(async () => {
+        const response = await server.request('/', { headers: { cookie } });
+        await response.arrayBuffer();
+        return response.status === 200;
+      }, 'the app serves again');
+      const after = await logIn(server);
+      assert.is(after.status, 204);
+      const reloaded = await server.request('/', { headers: { cookie: after.cookie as string } });
+      assert.equal(await reloaded.json(), { userId: 'alice' });
+    } finally {
+      await server.close();
+      redis.disconnect();
+      await redisServer.stop();
+    }
+  });
+});

@@ -619,9 +619,10 @@ export class LoginLimiter {
     }
     if (pair.status === 'rejected') throw pair.reason;
     if (single.status === 'rejected') throw single.reason;
-    // A policy that reserved while another refused still reads "open" here; its reservation was given
-    // back above, and the result refuses the attempt as a whole.
-    return [...pair.value, single.value];
+    // A log that reserved while the other refused reads "open" with its reservation given back above;
+    // the result refuses the attempt as a whole.
+    if (!pairOk) return [...pair.value, { ...single.value, count: single.value.count - (singleOk ? 1 : 0) }];
+    return [...pair.value.map((r) => ({ ...r, count: r.count - (singleOk ? 0 : 1) })), single.value];
   }
 
   #result(

@@ -1,26 +1,597 @@
-import type { Cluster, Redis } from 'ioredis';
-import Koa from 'koa';
+import Router from '@koa/router';
+import {
+  AccessTokens,
+  type Clock,
+  isLatchkeyError,
+  type KeyRing,
+  LoginLimiter,
+  OneTimeCodes,
+  type RedisClient,
+  RefreshTokens,
+  type ServerSecret,
+  type Session,
+  SessionStore,
+  StoreUnavailableError,
+  systemClock,
+} from '@latchkey/core';
+import {
+  type AuthState,
+  crossOriginProtection,
+  type LoginLimitState,
+  latchkeyErrors,
+  loginLimiter,
+  rateLimit,
+  requireAuth,
+  type SessionState,
+  session,
+} from '@latchkey/koa';
+import Koa, { type Middleware, type ParameterizedContext } from 'koa';
+import bodyParser from 'koa-bodyparser';
+import type { Config } from './config.js';
+import { type Logger, logSecurityEvent, requestLog } from './logger.js';
+import type { DevOutbox, Mailer, MailPurpose } from './mailer.js';
+import { PasswordHasher, type PasswordHashingOptions } from './passwords.js';
+import { type User, UserStore } from './users.js';
+import {
+  bodyObject,
+  field,
+  HttpError,
+  invalidRequest,
+  parseEmail,
+  parseNewPassword,
+  parsePresentedPassword,
+  parseString,
+} from './validation.js';
 
-export interface AppOptions {
-  readonly redis: Redis | Cluster;
+/** Everything the app is built from. `server.ts` assembles it from the environment; tests by hand. */
+export interface AppDeps {
+  readonly config: Config;
+  /** The one connection: latchkey's stores and the users share it. */
+  readonly redis: RedisClient;
+  /** Signs and verifies access tokens. */
+  readonly keyRing: KeyRing;
+  /** Derives every keyed digest (codes, identifiers, refresh successors). */
+  readonly secret: ServerSecret;
+  readonly logger: Logger;
+  /** Delivers verification and reset codes. */
+  readonly mailer: Mailer;
+  /** The dev outbox, served at `GET /dev/outbox` when `config.dev` (and only then). */
+  readonly outbox?: DevOutbox | undefined;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /**
+   * Prefix of every key (the users live under `<prefix>:app`).
+   * @default 'lk'
+   */
+  readonly prefix?: string;
+  /** argon2id costs; lower them in tests only. */
+  readonly passwordHashing?: PasswordHashingOptions;
+  /**
+   * Middleware mounted before the API router (the browser page).
+   * @default none
+   */
+  readonly before?: readonly Middleware[];
 }
 
-/** Builds the example app (listening is server.ts's job). */
-export function createApp(options: AppOptions): Koa {
-  const app = new Koa();
-  app.use(async (ctx) => {
-    if (ctx.path === '/healthz' && ctx.method === 'GET') {
-      try {
-        await options.redis.ping();
-        ctx.body = { status: 'ok' };
-      } catch {
-        ctx.status = 503;
-        ctx.body = { status: 'unavailable' };
-      }
-      return;
-    }
-    ctx.status = 404;
-    ctx.body = { error: 'not_found', message: 'no such route' };
+/** The most a `/healthz` probe waits for Redis, in ms. */
+const HEALTH_TIMEOUT_MS = 1000;
+/** Bodies larger than this are refused with 413 (koa-bodyparser's defaults are 1 MB / 56 KB). */
+const BODY_LIMIT = '16kb';
+/** Longest refresh token or code accepted before it is looked at (well above the real lengths). */
+const MAX_TOKEN_FIELD = 512;
+const MAX_CODE_FIELD = 256;
+const HOUR_MS = 60 * 60 * 1000;
+const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
+
+type Data = Record<string, unknown>;
+
+interface AppState extends SessionState<Data>, LoginLimitState, Partial<AuthState> {
+  /** The validated body of the route. */
+  input?: Record<string, string>;
+  /** The authenticated user, loaded by {@link loadUser}. */
+  user?: User & { readonly passwordHash: string };
+}
+
+type Ctx = ParameterizedContext<AppState>;
+type Mw = Middleware<AppState>;
+
+/**
+ * Builds the example app: the whole flow of HTTP-API.md, wired from latchkey's stores and Koa
+ * middleware. The app owns users and passwords only.
+ */
+export function createApp(deps: AppDeps): Koa<AppState> {
+  const { config, redis, logger, mailer } = deps;
+  const clock = deps.clock ?? systemClock;
+  const prefix = deps.prefix ?? 'lk';
+  const limits = config.limits;
+  const onEvent = logSecurityEvent(logger);
+  const store = { redis, prefix, clock, onEvent };
+
+  const idleTimeoutMs = limits.sessionIdleTtlSeconds * 1000;
+  const sessions = new SessionStore<Data>({
+    ...store,
+    idleTimeoutMs,
+    absoluteTimeoutMs: limits.sessionAbsoluteTtlSeconds * 1000,
+    lastSeenResolutionMs: Math.min(60_000, Math.floor(idleTimeoutMs / 2)),
   });
+  const refreshTokens = new RefreshTokens({
+    ...store,
+    secret: deps.secret,
+    graceMs: limits.refreshReuseGraceSeconds * 1000,
+  });
+  const accessTokens = new AccessTokens({
+    ...store,
+    keyRing: deps.keyRing,
+    ttlMs: limits.accessTokenTtlSeconds * 1000,
+  });
+  const limiter = new LoginLimiter({
+    ...store,
+    secret: deps.secret,
+    accountIp: { maxFailures: limits.loginMaxFailures, windowMs: HOUR_MS },
+    ip: { maxFailures: limits.loginMaxFailuresPerIp, windowMs: HOUR_MS },
+  });
+  const codes = new OneTimeCodes({ ...store, secret: deps.secret });
+  const users = new UserStore({ redis, prefix: `${prefix}:app`, clock });
+  const hasher = new PasswordHasher(deps.passwordHashing);
+  void hasher.warmUp().catch(() => undefined);
+
+  const app = new Koa<AppState>({
+    proxy: config.trustProxy > 0,
+    maxIpsCount: config.trustProxy,
+  });
+  // Errors are answered by latchkeyErrors; what still reaches Koa (a broken socket) is logged, once.
+  app.silent = true;
+  app.on('error', (error: unknown) => logger.warn({ err: error }, 'request error'));
+
+  app.use(async (ctx, next) => {
+    // X-Forwarded-Host is never trusted, also with TRUST_PROXY: Koa would take ctx.host from it.
+    delete ctx.req.headers['x-forwarded-host'];
+    await next();
+  });
+  app.use(requestLog(logger));
+  app.use(
+    latchkeyErrors({
+      onServerError: (error) => {
+        if (error instanceof StoreUnavailableError) logger.warn({ err: error }, 'Redis unavailable');
+        else logger.error({ err: error }, 'server error');
+      },
+    }),
+  );
+  app.use(jsonFallbacks());
+  // browser page (GET /): mounted here, ahead of the router, through `deps.before`.
+  for (const middleware of deps.before ?? []) app.use(middleware as Mw);
+
+  const router = new Router<AppState>();
+
+  // --- helpers ------------------------------------------------------------------------------------
+
+  /** Mounted on every route with a body, before anything else of the route runs. */
+  const body = bodyParser({
+    enableTypes: ['json', 'form'],
+    jsonLimit: BODY_LIMIT,
+    formLimit: BODY_LIMIT,
+    textLimit: BODY_LIMIT,
+    strict: true,
+    onerror: (error: unknown) => {
+      // The parse error carries the raw body (err.body) and V8's message quotes it: neither goes on.
+      const status = (error as { status?: unknown }).status;
+      if (status === 413) throw new HttpError(413, 'payload_too_large', 'the body exceeds 16 KiB');
+      if (status === 415) {
+        throw new HttpError(415, 'unsupported_media_type', 'unsupported charset or content encoding');
+      }
+      throw invalidRequest('the body is not valid JSON or form data');
+    },
+  });
+  const withBody: Mw = async (ctx, next) => {
+    // `is()` is null without a body, false for a body of another type.
+    if (ctx.request.is('application/json', 'application/x-www-form-urlencoded') === false) {
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        'send application/json or application/x-www-form-urlencoded',
+      );
+    }
+    await body(ctx as unknown as Parameters<typeof body>[0], next);
+  };
+  const validate =
+    (parse: (input: Record<string, unknown>) => Record<string, string>): Mw =>
+    async (ctx, next) => {
+      const raw = (ctx.request as { body?: unknown }).body;
+      ctx.state.input = parse(raw === undefined ? {} : bodyObject(raw));
+      await next();
+    };
+  const authenticated = requireAuth<AppState>({ accessTokens }) as Mw;
+  /** The authenticated user's record; a user that no longer exists is not authenticated. */
+  const loadUser: Mw = async (ctx, next) => {
+    const user = await users.findById(auth(ctx).userId);
+    if (user === null) {
+      throw new HttpError(401, 'unauthenticated', 'authentication required', {
+        'WWW-Authenticate': 'Bearer',
+      });
+    }
+    ctx.state.user = user;
+    await next();
+  };
+  const perIp = (action: string, limit: number): Mw =>
+    rateLimit<AppState>({ limiter, action, limit, windowMs: HOUR_MS }) as Mw;
+  const loginThrottle = (identifier: (ctx: Ctx) => string): Mw =>
+    loginLimiter<AppState>({
+      limiter,
+      identifier,
+      onSettleError: (error) => logger.warn({ err: error }, 'could not settle a login attempt'),
+    }) as Mw;
+
+  /** Ends the request's cookie session in the browser when `ended` says the store ended it. */
+  const forgetCookieSessionIf = (ctx: Ctx, ended: (current: Session<Data>) => boolean): void => {
+    const current = ctx.state.session;
+    if (current !== null && ended(current)) ctx.state.sessions.forget();
+  };
+
+  const send = (to: string, purpose: MailPurpose, code: string): void => {
+    // Not awaited: whether a message goes out must not show in the response time.
+    void Promise.resolve()
+      .then(() => mailer.send({ to, purpose, code }))
+      .catch((error: unknown) => logger.error({ err: error, purpose }, 'the mailer failed'));
+  };
+
+  const tokenResponse = async (ctx: Ctx, session: Session<Data>, refreshToken: string): Promise<void> => {
+    const access = await accessTokens.issue({ userId: session.userId, sessionId: session.id });
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      accessToken: access.token,
+      refreshToken,
+      tokenType: 'Bearer',
+      expiresIn: Math.round((access.expiresAt - access.issuedAt) / 1000),
+    };
+  };
+
+  const tooManyAttempts = (retryAfterMs: number): HttpError =>
+    new HttpError(429, 'too_many_attempts', 'too many attempts; please try again later', {
+      'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+    });
+
+  // --- routes -------------------------------------------------------------------------------------
+
+  router.get('/healthz', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await withTimeout(redis.ping(), HEALTH_TIMEOUT_MS);
+      ctx.body = { status: 'ok' };
+    } catch {
+      ctx.status = 503;
+      ctx.set('Retry-After', '1');
+      ctx.body = { status: 'unavailable' };
+    }
+  });
+
+  // Every API route first passes the cross-site check, then loads the cookie session. They are
+  // mounted per route (not app-wide) so that an unknown route is 404 and a wrong method 405 without
+  // a Redis call, and /healthz stays a plain probe.
+  const csrf = crossOriginProtection({
+    trustedOrigins: config.csrfTrustedOrigins,
+    ...(config.publicOrigin === undefined ? {} : { publicOrigin: config.publicOrigin }),
+  }) as Mw;
+  const cookieSession = session<Data>({
+    store: sessions,
+    clock,
+    cookie: { name: 'sid', secure: config.secureCookies, sameSite: 'lax' },
+  }) as unknown as Mw;
+  const web = [csrf, cookieSession] as const;
+
+  router.post(
+    '/auth/register',
+    ...web,
+    withBody,
+    validate((b) => ({
+      email: parseEmail(field(b, 'email')),
+      password: parseNewPassword(field(b, 'password')),
+    })),
+    perIp('register', limits.registerMaxPerIp),
+    async (ctx) => {
+      const { email, password } = input(ctx, 'email', 'password');
+      const result = await users.register(email, () => hasher.hash(password));
+      if (!result.ok) throw new HttpError(409, 'email_taken', 'an account with this email already exists');
+      ctx.status = 201;
+      ctx.body = { userId: result.user.id };
+    },
+  );
+
+  router.post(
+    '/auth/login',
+    ...web,
+    withBody,
+    validate((b) => ({
+      email: parseEmail(field(b, 'email')),
+      password: parsePresentedPassword(field(b, 'password')),
+    })),
+    loginThrottle((ctx) => input(ctx, 'email').email),
+    async (ctx) => {
+      const { email, password } = input(ctx, 'email', 'password');
+      // Read before the check: a reset or logout-all after this instant makes the login stale.
+      const authenticatedAt = clock.now();
+      const user = await users.findByEmail(email);
+      const ok = await hasher.verify(user?.passwordHash, password);
+      if (user === null || !ok) throw invalidCredentials(401);
+      let created: Session<Data>;
+      try {
+        created = await ctx.state.sessions.logIn(user.id, {}, { authenticatedAt });
+      } catch (error) {
+        // The password changed (or everything was revoked) while it was being checked.
+        if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw invalidCredentials(401);
+        throw error;
+      }
+      const refreshToken = await refreshTokens.issue(created);
+      if (refreshToken === null) throw invalidCredentials(401); // revoked in the meantime
+      await tokenResponse(ctx, created, refreshToken);
+    },
+  );
+
+  router.post(
+    '/auth/refresh',
+    ...web,
+    withBody,
+    validate((b) => ({
+      refreshToken: parseString(field(b, 'refreshToken'), 'refreshToken', MAX_TOKEN_FIELD),
+    })),
+    async (ctx) => {
+      let rotated: Awaited<ReturnType<RefreshTokens['rotate']>>;
+      try {
+        rotated = await refreshTokens.rotate(input(ctx, 'refreshToken').refreshToken);
+      } catch (error) {
+        if (isLatchkeyError(error, 'ERR_REFRESH_REUSED')) {
+          throw new HttpError(
+            401,
+            'refresh_token_reused',
+            'the refresh token was already used; the session has been revoked',
+          );
+        }
+        throw error;
+      }
+      if (rotated === null) {
+        throw new HttpError(401, 'invalid_refresh_token', 'the refresh token is not valid');
+      }
+      await tokenResponse(ctx, rotated.session as Session<Data>, rotated.token);
+    },
+  );
+
+  router.get('/auth/me', ...web, authenticated, loadUser, async (ctx) => {
+    const { sessionId, via } = auth(ctx);
+    const user = ctx.state.user as User;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { userId: user.id, email: user.email, emailVerified: user.emailVerified, sessionId, via };
+  });
+
+  router.post('/auth/logout', ...web, async (ctx) => {
+    const header = ctx.get('authorization');
+    if (ctx.req.headers.authorization !== undefined) {
+      // Only the header counts when present; an invalid one ends nothing and is still 204.
+      const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
+      const verified = match?.[1] === undefined ? null : await accessTokens.verify(match[1]);
+      if (verified?.ok === true) {
+        await sessions.revoke(verified.userId, verified.sessionId);
+        forgetCookieSessionIf(ctx, (current) => current.id === verified.sessionId);
+      }
+    } else {
+      await ctx.state.sessions.logOut();
+    }
+    ctx.status = 204;
+  });
+
+  router.post('/auth/logout-others', ...web, authenticated, async (ctx) => {
+    const { userId, sessionId } = auth(ctx);
+    await sessions.revokeAllForUser(userId, { except: sessionId });
+    ctx.status = 204;
+  });
+
+  router.post('/auth/logout-all', ...web, authenticated, async (ctx) => {
+    const { userId } = auth(ctx);
+    await sessions.revokeAllForUser(userId);
+    forgetCookieSessionIf(ctx, (current) => current.userId === userId);
+    ctx.status = 204;
+  });
+
+  router.get('/auth/sessions', ...web, authenticated, async (ctx) => {
+    const { userId, sessionId } = auth(ctx);
+    const list = await sessions.listForUser(userId);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      sessions: list.map((s) => ({
+        id: s.id,
+        createdAt: new Date(s.createdAt).toISOString(),
+        lastSeenAt: new Date(s.lastSeenAt).toISOString(),
+        current: s.id === sessionId,
+        ...(s.ip === undefined ? {} : { ip: s.ip }),
+        ...(s.userAgent === undefined ? {} : { userAgent: s.userAgent }),
+      })),
+    };
+  });
+
+  router.delete('/auth/sessions/:id', ...web, authenticated, async (ctx) => {
+    const { userId } = auth(ctx);
+    const id = ctx.params['id'] ?? '';
+    const revoked = SESSION_ID.test(id) && (await sessions.revoke(userId, id));
+    if (!revoked) throw new HttpError(404, 'not_found', 'no such session');
+    forgetCookieSessionIf(ctx, (current) => current.id === id);
+    ctx.status = 204;
+  });
+
+  router.post(
+    '/auth/password',
+    ...web,
+    authenticated,
+    withBody,
+    validate((b) => ({
+      currentPassword: parsePresentedPassword(field(b, 'currentPassword'), 'currentPassword'),
+      newPassword: parseNewPassword(field(b, 'newPassword'), 'newPassword'),
+    })),
+    loadUser,
+    loginThrottle((ctx) => (ctx.state.user as User).email),
+    async (ctx) => {
+      const { currentPassword, newPassword } = input(ctx, 'currentPassword', 'newPassword');
+      const user = ctx.state.user as User & { passwordHash: string };
+      const { sessionId } = auth(ctx);
+      if (!(await hasher.verify(user.passwordHash, currentPassword))) throw invalidCredentials(403);
+      const updated = await users.setPasswordHash(user.id, await hasher.hash(newPassword));
+      if (!updated)
+        throw new HttpError(401, 'unauthenticated', 'authentication required', {
+          'WWW-Authenticate': 'Bearer',
+        });
+      // The current password was just checked: the kept session counts as freshly authenticated, and
+      // a login that checked the old password before this instant can no longer create a session.
+      await sessions.revokeAllForUser(user.id, { except: sessionId, setMark: true });
+      onEvent({ type: 'password.changed', at: clock.now(), userId: user.id });
+      forgetCookieSessionIf(ctx, (current) => current.userId === user.id && current.id !== sessionId);
+      ctx.status = 204;
+    },
+  );
+
+  router.post('/auth/verify-email/request', ...web, authenticated, loadUser, async (ctx) => {
+    const user = ctx.state.user as User;
+    if (!user.emailVerified) {
+      const issued = await codes.issue({ subject: user.email, purpose: 'verify-email' });
+      if (!issued.ok) throw tooManyAttempts(issued.retryAfterMs);
+      send(user.email, 'verify-email', issued.code);
+    }
+    ctx.status = 202;
+    ctx.body = { status: 'sent' };
+  });
+
+  router.post(
+    '/auth/verify-email/confirm',
+    ...web,
+    authenticated,
+    withBody,
+    validate((b) => ({ code: parseString(field(b, 'code'), 'code', MAX_CODE_FIELD) })),
+    loadUser,
+    async (ctx) => {
+      const user = ctx.state.user as User;
+      if (!user.emailVerified) {
+        const checked = await codes.verify({
+          subject: user.email,
+          purpose: 'verify-email',
+          code: input(ctx, 'code').code,
+        });
+        if (!checked.ok) throw invalidCode();
+        if (!(await users.markEmailVerified(user))) {
+          throw new HttpError(401, 'unauthenticated', 'authentication required', {
+            'WWW-Authenticate': 'Bearer',
+          });
+        }
+      }
+      ctx.body = { emailVerified: true };
+    },
+  );
+
+  router.post(
+    '/auth/password-reset/request',
+    ...web,
+    withBody,
+    validate((b) => ({ email: parseEmail(field(b, 'email')) })),
+    perIp('password-reset', limits.resetMaxPerIp),
+    async (ctx) => {
+      const { email } = input(ctx, 'email');
+      const user = await users.findByEmail(email);
+      // A code is issued for unknown addresses too (and never sent): the answer, its timing and the
+      // cooldown behave the same whether or not an account exists.
+      const issued = await codes.issue({ subject: email, purpose: 'password-reset' });
+      if (issued.ok && user !== null) send(user.email, 'password-reset', issued.code);
+      ctx.status = 202;
+      ctx.body = { status: 'sent' };
+    },
+  );
+
+  router.post(
+    '/auth/password-reset/confirm',
+    ...web,
+    withBody,
+    validate((b) => ({
+      email: parseEmail(field(b, 'email')),
+      code: parseString(field(b, 'code'), 'code', MAX_CODE_FIELD),
+      newPassword: parseNewPassword(field(b, 'newPassword'), 'newPassword'),
+    })),
+    async (ctx) => {
+      const { email, code, newPassword } = input(ctx, 'email', 'code', 'newPassword');
+      const checked = await codes.verify({
+        subject: email,
+        purpose: 'password-reset',
+        code: code,
+      });
+      if (!checked.ok) throw invalidCode();
+      const user = await users.findByEmail(email);
+      if (user === null) throw invalidCode();
+      if (!(await users.setPasswordHash(user.id, await hasher.hash(newPassword)))) throw invalidCode();
+      // After the new hash is written: a login that checked the old password before this instant is
+      // refused by the session store's stale-authentication check.
+      await sessions.revokeAllForUser(user.id);
+      onEvent({ type: 'password.reset', at: clock.now(), userId: user.id });
+      forgetCookieSessionIf(ctx, (current) => current.userId === user.id);
+      ctx.status = 204;
+    },
+  );
+
+  if (config.dev && deps.outbox !== undefined) {
+    const outbox = deps.outbox;
+    router.get('/dev/outbox', async (ctx) => {
+      const to = parseEmail(ctx.query['to'], 'to');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { messages: outbox.list(to) };
+    });
+  }
+
+  app.use(router.routes());
+  app.use(router.allowedMethods());
   return app;
+}
+
+function auth(ctx: Ctx): NonNullable<AppState['auth']> {
+  const value = ctx.state.auth;
+  if (value === undefined) throw new HttpError(401, 'unauthenticated', 'authentication required');
+  return value;
+}
+
+/** The validated fields of the route's body (set by `validate`, which ran before). */
+function input<K extends string>(ctx: Ctx, ...names: K[]): Record<K, string> {
+  const out = {} as Record<K, string>;
+  for (const name of names) {
+    const value = ctx.state.input?.[name];
+    if (value === undefined) throw invalidRequest(`${name} is missing`);
+    out[name] = value;
+  }
+  return out;
+}
+
+function invalidCredentials(status: 401 | 403): HttpError {
+  return new HttpError(status, 'invalid_credentials', 'the email or password is not correct');
+}
+
+function invalidCode(): HttpError {
+  return new HttpError(400, 'invalid_code', 'the code is not valid');
+}
+
+/**
+ * Gives the answers Koa and the router produce without a body (unknown route, wrong method, a method
+ * not implemented at all) the JSON shape of every other error.
+ */
+function jsonFallbacks(): Middleware {
+  const bodies: Readonly<Record<number, { error: string; message: string }>> = {
+    404: { error: 'not_found', message: 'no such route' },
+    405: { error: 'method_not_allowed', message: 'this route does not allow that method' },
+    501: { error: 'not_implemented', message: 'this method is not implemented' },
+  };
+  return async (ctx, next) => {
+    await next();
+    const status = ctx.status;
+    const fallback = bodies[status];
+    if (fallback === undefined || (ctx.body !== undefined && ctx.body !== null)) return;
+    ctx.body = { ...fallback };
+    ctx.status = status; // assigning a body would otherwise turn the status into 200
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

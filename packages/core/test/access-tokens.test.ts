@@ -675,6 +675,27 @@ backendSuite('AccessTokens.verify with SessionStore', (test) => {
     return { sessions: new SessionStore(common), tokens: new AccessTokens({ ...common, keyRing }) };
   }
 
+  test('the README quick start runs as written', async (ctx) => {
+    const { redis, clock, prefix } = ctx;
+    const sessions = new SessionStore({ redis, clock, prefix });
+    const user = { id: 'readme-user' };
+    const authenticatedAt = clock.now();
+    // --- README ---
+    const keyRing = await KeyRing.fromPaserk({ signing: dev.secret, kid: '2025-06' });
+    const accessTokens = new AccessTokens({ redis, keyRing, clock, prefix });
+    const { session } = await sessions.create(user.id, {}, { authenticatedAt });
+    const { token, expiresAt } = await accessTokens.issue({ userId: user.id, sessionId: session.id });
+    const result = await accessTokens.verify(token);
+    assert.ok(result.ok && result.userId === user.id && result.sessionId === session.id);
+    assert.is(expiresAt, Math.floor((clock.now() + 15 * MINUTE) / 1000) * 1000);
+    assert.is(await accessTokens.revoke(token), true);
+    assert.equal(await accessTokens.verify(token), { ok: false, reason: 'revoked' });
+    const second = await accessTokens.issue({ userId: user.id, sessionId: session.id });
+    assert.ok(await sessions.revoke(user.id, session.id));
+    assert.equal(await accessTokens.verify(second.token), { ok: false, reason: 'session_revoked' });
+    assert.is(await sessions.revokeAllForUser(user.id), 0);
+  });
+
   test('a token lives with its session and dies when that session is revoked or destroyed', async (ctx) => {
     const { sessions, tokens } = stores(ctx, await ring());
     const a = await sessions.create('ann', {});

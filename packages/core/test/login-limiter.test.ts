@@ -259,6 +259,13 @@ backendSuite('LoginLimiter.check', (test) => {
     );
   });
 
+  test('IPv6 clients count per /64: a host cannot escape by rotating its interface id', async (ctx) => {
+    const limiter = limiterFor(ctx);
+    for (let i = 1; i <= 5; i++) await fail(limiter, 'ursula@example.com', `2001:db8:1:2::${i}`);
+    assert.is((await limiter.check('ursula@example.com', '2001:db8:1:2:ffff::9')).blockedBy, 'account-ip');
+    assert.ok((await limiter.check('ursula@example.com', '2001:db8:1:3::1')).allowed, 'the next /64');
+  });
+
   test('another IP is not blocked by account+IP failures', async (ctx) => {
     const limiter = limiterFor(ctx);
     for (let i = 0; i < 5; i++) await fail(limiter, 'carol@example.com', '192.0.2.20');

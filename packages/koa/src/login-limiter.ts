@@ -24,7 +24,7 @@ export const INVALID_LOGIN_IDENTIFIER = Object.freeze({
 
 /** What {@link loginLimiter} puts on `ctx.state` for the route. */
 export interface LoginLimitState {
-  /** The check of this request (allowed, remaining, policies). */
+  /** The check of this request (allowed, remaining, policies), also when it was refused. */
   loginLimit?: LoginCheckResult;
 }
 
@@ -128,12 +128,12 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
       ctx.set('RateLimit-Policy', policyHeader);
       ctx.set('RateLimit', rateLimitField(result.policies));
     }
+    ctx.state.loginLimit = result;
     if (!result.allowed || result.reservation === null) {
       refuse(ctx, result.retryAfterMs);
       return;
     }
     const reservation = result.reservation;
-    ctx.state.loginLimit = result;
     let outcome: LoginOutcome;
     try {
       await next();

@@ -690,7 +690,13 @@ function decodeData(text: string): Record<string, unknown> {
   if (text === '') return data;
   const parts = text.split('\u0000');
   for (let i = 0; i + 1 < parts.length; i += 2) {
-    data[parts[i] as string] = JSON.parse(parts[i + 1] as string);
+    // defineProperty, not assignment: a field named "__proto__" must stay a field, never a prototype.
+    Object.defineProperty(data, parts[i] as string, {
+      value: JSON.parse(parts[i + 1] as string),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return data;
 }

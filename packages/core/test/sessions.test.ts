@@ -459,6 +459,17 @@ backendSuite('SessionStore.update', (test) => {
     });
   });
 
+  test('a data field named __proto__ stays a plain field', async (ctx) => {
+    const sessions = store(ctx);
+    const data = JSON.parse('{"__proto__": {"isAdmin": true}, "a": 1}') as Data;
+    const { token } = await sessions.create('v5b', data);
+    const loaded = await sessions.get(token);
+    assert.ok(loaded);
+    assert.is((loaded.data as { isAdmin?: unknown }).isAdmin, undefined);
+    assert.is(Object.getPrototypeOf(loaded.data), Object.prototype);
+    assert.equal(Object.keys(loaded.data).sort(), ['__proto__', 'a']);
+  });
+
   test('refuses an update that would exceed maxDataBytes and keeps the data', async (ctx) => {
     const sessions = store(ctx, { maxDataBytes: 50 });
     const { token } = await sessions.create('v6', { a: 'x'.repeat(20) });

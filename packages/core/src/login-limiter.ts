@@ -321,7 +321,7 @@ export class LoginLimiter {
     const o = this.#options;
     const useAccount =
       o.account !== null &&
-      !(options.knownDevice !== undefined && this.#verifyDevice(accountDigest, options.knownDevice, now));
+      !(options?.knownDevice !== undefined && this.#verifyDevice(accountDigest, options.knownDevice, now));
     const keys = this.#ctx.keys;
     const accountIpKey = keys.loginAccountIp(ipBucket, accountDigest);
     const ipKey = keys.loginIp(ipBucket);

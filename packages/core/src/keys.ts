@@ -54,7 +54,7 @@ export function assertSameSlot(keys: readonly string[], script: string): void {
  * | key | type | holds |
  * |---|---|---|
  * | `P:s:{T}:<sid>` | hash | one session: metadata `m:*`, refresh state `r:*`, data `d:*` |
- * | `P:rr:{T}:<sid>` | set | retired refresh-token digests of one session (capped) |
+ * | `P:rr:{T}:<sid>` | zset | retired refresh-token digests of one session, scored by generation (capped) |
  * | `P:ix:{T}` | zset | the user's session ids, scored by absolute expiry |
  * | `P:rb:{T}` | string | the user's revoke-before mark (epoch ms) |
  * | `P:rj:{T}:<jti>` | string | a revoked access-token id of the user |

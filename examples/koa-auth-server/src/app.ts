@@ -183,7 +183,13 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     },
   });
   const withBody: Mw = async (ctx, next) => {
-    // `is()` is null without a body, false for a body of another type.
+    // An empty body (no Content-Length and no chunks, or Content-Length: 0) has no type to check.
+    const empty =
+      ctx.request.length === 0 || (ctx.request.length === undefined && ctx.get('transfer-encoding') === '');
+    if (empty) {
+      (ctx.request as { body?: unknown }).body = {};
+      return next();
+    }
     if (ctx.request.is('application/json', 'application/x-www-form-urlencoded') === false) {
       throw new HttpError(
         415,

@@ -1,0 +1,221 @@
+import { randomInt } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import type { Clock, RedisClient } from '@latchkey/core';
+import { createFakeRedis } from '@latchkey/testing';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import type { DevOutbox } from '../src/mailer.js';
+import { assemble } from '../src/setup.js';
+
+/** Fast argon2id for tests (production keeps the OWASP defaults). */
+export const FAST_HASHING = Object.freeze({ memoryCost: 64, timeCost: 1, parallelism: 1 });
+
+/** Limits high enough that a test only meets the one it is about. */
+export const RELAXED_ENV: Readonly<Record<string, string>> = Object.freeze({
+  LOGIN_MAX_FAILURES_PER_IP: '1000',
+  REGISTER_MAX_PER_IP: '1000',
+  RESET_MAX_PER_IP: '1000',
+});
+
+export interface TestAppOptions {
+  /** Environment on top of `HOST=127.0.0.1` (development mode) and {@link RELAXED_ENV}. */
+  readonly env?: Record<string, string>;
+  /** Without it, a fresh fake Redis (closed with the app). */
+  readonly redis?: RedisClient;
+  readonly clock?: Clock;
+  readonly prefix?: string;
+}
+
+export interface TestApp {
+  readonly url: string;
+  readonly host: string;
+  readonly redis: RedisClient;
+  readonly outbox: DevOutbox | undefined;
+  /** Every log line written so far (JSON text). */
+  readonly logs: string[];
+  /** A client with its own cookie jar and its own client IP (sent as X-Forwarded-For). */
+  client(options?: { ip?: string }): Client;
+  close(): Promise<void>;
+}
+
+/** Starts the app on 127.0.0.1:<free port> over a real socket. */
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const env = { HOST: '127.0.0.1', TRUST_PROXY: '1', LOG_LEVEL: 'info', ...RELAXED_ENV, ...options.env };
+  const config = loadConfig(env);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logs.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((line) => line !== ''),
+      );
+      done();
+    },
+  });
+  const ownRedis = options.redis === undefined;
+  const redis = options.redis ?? createFakeRedis();
+  const assembled = await assemble({
+    config,
+    redis,
+    logger: createLogger(config.logLevel, sink),
+    passwordHashing: FAST_HASHING,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+  });
+  const server: Server = createServer(assembled.app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const host = `127.0.0.1:${port}`;
+  const url = `http://${host}`;
+  return {
+    url,
+    host,
+    redis,
+    outbox: assembled.outbox,
+    logs,
+    client: (clientOptions = {}) => new Client(url, clientOptions.ip ?? randomIp()),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (ownRedis) redis.disconnect();
+    },
+  };
+}
+
+/** A random address in 10.0.0.0/8, so that per-IP limits of one test never meet another's. */
+export function randomIp(): string {
+  return `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+}
+
+export interface RequestOptions {
+  /** Sent as JSON (`Content-Type: application/json`). */
+  readonly json?: unknown;
+  /** Sent as `application/x-www-form-urlencoded`. */
+  readonly form?: Record<string, string>;
+  /** Sent as is (with `headers` deciding the type). */
+  readonly body?: string | Buffer;
+  readonly headers?: Record<string, string>;
+  /** Send the jar's cookies. @default true */
+  readonly cookies?: boolean;
+  /** `Authorization: Bearer <token>`. */
+  readonly bearer?: string;
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Headers;
+  /** The parsed JSON body, or undefined. */
+  // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies freely
+  readonly body: any;
+  readonly text: string;
+  /** The `Set-Cookie` lines of this response. */
+  readonly setCookies: string[];
+}
+
+/** A tiny HTTP client with a cookie jar, like a browser without the page. */
+export class Client {
+  readonly url: string;
+  readonly ip: string;
+  readonly jar = new Map<string, string>();
+
+  constructor(url: string, ip: string) {
+    this.url = url;
+    this.ip = ip;
+  }
+
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<Reply> {
+    const headers: Record<string, string> = { 'x-forwarded-for': this.ip, ...options.headers };
+    let body: string | Buffer | undefined = options.body;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] ??= 'application/json';
+    } else if (options.form !== undefined) {
+      body = new URLSearchParams(options.form).toString();
+      headers['content-type'] ??= 'application/x-www-form-urlencoded';
+    }
+    if (options.bearer !== undefined) headers['authorization'] = `Bearer ${options.bearer}`;
+    if (options.cookies !== false && this.jar.size > 0 && headers['cookie'] === undefined) {
+      headers['cookie'] = [...this.jar].map(([name, value]) => `${name}=${value}`).join('; ');
+    }
+    const response = await fetch(this.url + path, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body }),
+      redirect: 'manual',
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const setCookies = response.headers.getSetCookie();
+    for (const line of setCookies) {
+      const [pair = ''] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (/max-age=0/i.test(line) || value === '') this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+    return { status: response.status, headers: response.headers, body: parsed, text, setCookies };
+  }
+
+  get(path: string, options?: RequestOptions): Promise<Reply> {
+    return this.request('GET', path, options);
+  }
+
+  post(path: string, json?: unknown, options: RequestOptions = {}): Promise<Reply> {
+    return this.request('POST', path, json === undefined ? options : { ...options, json });
+  }
+
+  delete(path: string, options?: RequestOptions): Promise<Reply> {
+    return this.request('DELETE', path, options);
+  }
+}
+
+/** Registers and logs in a fresh user; returns the tokens (the client now holds the cookie). */
+export async function signUp(
+  client: Client,
+  email = `user-${randomInt(1e9)}@example.com`,
+  password = 'correct horse battery',
+): Promise<{ email: string; password: string; userId: string; accessToken: string; refreshToken: string }> {
+  const registered = await client.post('/auth/register', { email, password });
+  if (registered.status !== 201) throw new Error(`register: ${registered.status} ${registered.text}`);
+  const login = await client.post('/auth/login', { email, password });
+  if (login.status !== 200) throw new Error(`login: ${login.status} ${login.text}`);
+  return {
+    email,
+    password,
+    userId: registered.body.userId,
+    accessToken: login.body.accessToken,
+    refreshToken: login.body.refreshToken,
+  };
+}
+
+/** The newest code the outbox holds for `to` and `purpose`. */
+export function lastCode(app: TestApp, to: string, purpose: string): string {
+  const messages = app.outbox?.list(to).filter((m) => m.purpose === purpose) ?? [];
+  const last = messages[messages.length - 1];
+  if (last === undefined) throw new Error(`no ${purpose} message for ${to}`);
+  return last.code;
+}
+
+/** Resolves once `check` is true, polling every 20 ms; fails after `timeoutMs`. */
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -69,8 +69,25 @@ export class ScriptRunner {
     } catch (error) {
       return Promise.reject(translate(error, script));
     }
-    return withTimeout(pending, this.timeoutMs, script).catch((error: unknown) => {
-      throw translate(error, script);
+    const ms = this.timeoutMs;
+    if (!(ms > 0) || !Number.isFinite(ms)) {
+      return pending.catch((error: unknown) => {
+        throw translate(error, script);
+      });
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { deadline: performance.now() + ms, reject, script, ms };
+      watch(waiter);
+      pending.then(
+        (value) => {
+          waiters.delete(waiter);
+          resolve(value);
+        },
+        (error: unknown) => {
+          waiters.delete(waiter);
+          reject(translate(error, script));
+        },
+      );
     });
   }
 
@@ -91,23 +108,45 @@ export class ScriptRunner {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, script: Script): Promise<T> {
-  if (!(ms > 0) || !Number.isFinite(ms)) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new StoreUnavailableError(`Redis did not answer ${script.name} within ${ms} ms`));
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
+/**
+ * One shared watchdog instead of a timer per command: pending calls sit in a set with a deadline and
+ * a coarse interval (unref'd, only while something is pending) rejects the overdue ones. A per-call
+ * setTimeout/clearTimeout pair is measurable on the request path; this costs a set insert and delete.
+ * Deadlines use the monotonic `performance.now()`, which a test clock patching `Date.now` cannot move.
+ */
+interface Waiter {
+  readonly deadline: number;
+  readonly reject: (error: Error) => void;
+  readonly script: Script;
+  readonly ms: number;
+}
+
+const WATCHDOG_TICK_MS = 20;
+const waiters = new Set<Waiter>();
+let watchdog: ReturnType<typeof setInterval> | null = null;
+
+function watch(waiter: Waiter): void {
+  waiters.add(waiter);
+  if (watchdog === null) {
+    watchdog = setInterval(sweep, WATCHDOG_TICK_MS);
+    watchdog.unref();
+  }
+}
+
+function sweep(): void {
+  const now = performance.now();
+  for (const waiter of waiters) {
+    if (now >= waiter.deadline) {
+      waiters.delete(waiter);
+      waiter.reject(
+        new StoreUnavailableError(`Redis did not answer ${waiter.script.name} within ${waiter.ms} ms`),
+      );
+    }
+  }
+  if (waiters.size === 0 && watchdog !== null) {
+    clearInterval(watchdog);
+    watchdog = null;
+  }
 }
 
 function translate(error: unknown, script: Script): Error {

@@ -1,5 +1,5 @@
-import { hasRedisServer, startRedisServer } from '@latchkey/testing';
-import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
+import { startRedisServer } from '@latchkey/testing';
+import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
 import { Redis } from 'ioredis';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -440,6 +440,25 @@ backendSuite('OneTimeCodes.verify', (test) => {
     assert.is(results.filter((r) => r.ok).length, 1);
   });
 
+  test('30 parallel wrong guesses get no more attempts than sequential ones', async (ctx) => {
+    const codes = codesFor(ctx);
+    const code = await issued(codes, 'alice', RESET);
+    const guesses = Array.from({ length: 30 }, (_, i) => wrong(code, (i % 9) + 1));
+    const results = await Promise.all(
+      guesses.map((g) => codes.verify({ subject: 'alice', purpose: RESET, code: g })),
+    );
+    const reasons = results.map((r) => (r.ok ? 'ok' : r.reason));
+    const count = (reason: string) => reasons.filter((r) => r === reason).length;
+    // 4 compared and refused, the 5th burns the code, failures 6 to 9 meet a burned code, the 10th
+    // spends the budget, and the remaining 20 are refused without a comparison.
+    assert.equal(
+      { invalid: count('invalid'), exhausted: count('exhausted'), budget: count('budget_exhausted') },
+      { invalid: 4, exhausted: 5, budget: 21 },
+    );
+    const right = await codes.verify({ subject: 'alice', purpose: RESET, code });
+    assert.is(!right.ok && right.reason, 'budget_exhausted');
+  });
+
   test('a code expires after 10 minutes of the test clock', async (ctx) => {
     const codes = codesFor(ctx);
     const early = await issued(codes, 'alice', EMAIL);
@@ -655,39 +674,6 @@ backendSuite('OneTimeCodes storage', (test) => {
     assert.equal(await codes.verify({ subject: 'alice', purpose: RESET, code: reset }), { ok: true });
   });
 
-  test('codes and subjects never reach Redis: MONITOR sees digests only', async (ctx) => {
-    if (ctx.kind !== 'redis') return; // MONITOR is per node; one real server shows it
-    const client = ctx.connect() as Redis;
-    const monitor = await client.monitor();
-    const seen: string[] = [];
-    const marker = `marker-${ctx.prefix}`;
-    const done = new Promise<void>((resolve) => {
-      monitor.on('monitor', (_time: string, args: string[]) => {
-        seen.push(args.join(' '));
-        if (args.includes(marker)) resolve();
-      });
-    });
-    const subject = 'Monitor.Me@Example.com';
-    let code = '';
-    try {
-      const codes = codesFor(ctx, { length: 16 });
-      code = await issued(codes, subject, RESET);
-      await codes.verify({ subject, purpose: RESET, code: wrong(code) });
-      await codes.verify({ subject, purpose: RESET, code });
-      await codes.revoke({ subject, purpose: RESET });
-      await ctx.redis.echo(marker);
-      await done;
-    } finally {
-      monitor.disconnect();
-    }
-    const ours = seen.filter((line) => line.includes(ctx.prefix));
-    assert.ok(ours.length >= 4, 'the scripts were seen');
-    for (const line of ours) {
-      assert.not.ok(/monitor\.me/i.test(line), line);
-      assert.not.ok(line.includes(code) || line.includes(wrong(code)), line);
-    }
-  });
-
   test('every key has a TTL, and no key remains once every lifetime and window has passed', async (ctx) => {
     const codes = codesFor(ctx);
     const a = await issued(codes, 'alice', EMAIL);
@@ -707,78 +693,120 @@ backendSuite('OneTimeCodes storage', (test) => {
     await ctx.advance(DAY);
     assert.equal(await ctx.keys(), []);
   });
-
-  test('a closed connection raises StoreUnavailableError', async (ctx) => {
-    if (ctx.kind === 'fake') return; // the fake has no connection to lose
-    const client = ctx.connect();
-    const codes = new OneTimeCodes({
-      redis: client,
-      clock: ctx.clock,
-      prefix: ctx.prefix,
-      secret,
-      commandTimeoutMs: 500,
-    });
-    const code = await issued(codes, 'alice', EMAIL);
-    client.disconnect();
-    for (const call of [
-      () => codes.verify({ subject: 'alice', purpose: EMAIL, code }),
-      () => codes.issue({ subject: 'bob', purpose: EMAIL }),
-      () => codes.revoke({ subject: 'alice', purpose: EMAIL }),
-    ]) {
-      await call().then(
-        () => assert.unreachable('must not succeed on a closed connection'),
-        (e: unknown) => assert.instance(e, StoreUnavailableError),
-      );
-    }
-  });
 });
+
+// MONITOR is per node: one real server shows every command (the fake has no MONITOR to watch).
+backendSuite(
+  'OneTimeCodes storage, seen by MONITOR',
+  (test) => {
+    test('codes and subjects never reach Redis: MONITOR sees digests only', async (ctx) => {
+      const client = ctx.connect() as Redis;
+      const monitor = await client.monitor();
+      const seen: string[] = [];
+      const marker = `marker-${ctx.prefix}`;
+      const done = new Promise<void>((resolve) => {
+        monitor.on('monitor', (_time: string, args: string[]) => {
+          seen.push(args.join(' '));
+          if (args.includes(marker)) resolve();
+        });
+      });
+      const subject = 'Monitor.Me@Example.com';
+      let code = '';
+      try {
+        const codes = codesFor(ctx, { length: 16 });
+        code = await issued(codes, subject, RESET);
+        await codes.verify({ subject, purpose: RESET, code: wrong(code) });
+        await codes.verify({ subject, purpose: RESET, code });
+        await codes.revoke({ subject, purpose: RESET });
+        await ctx.redis.echo(marker);
+        await done;
+      } finally {
+        monitor.disconnect();
+      }
+      const ours = seen.filter((line) => line.includes(ctx.prefix));
+      assert.ok(ours.length >= 4, 'the scripts were seen');
+      for (const line of ours) {
+        assert.not.ok(/monitor\.me/i.test(line), line);
+        assert.not.ok(line.includes(code) || line.includes(wrong(code)), line);
+      }
+    });
+  },
+  { backends: ['redis'] },
+);
+
+// The fake has no connection to lose.
+backendSuite(
+  'OneTimeCodes on a closed connection',
+  (test) => {
+    test('a closed connection raises StoreUnavailableError', async (ctx) => {
+      const client = ctx.connect();
+      const codes = new OneTimeCodes({
+        redis: client,
+        clock: ctx.clock,
+        prefix: ctx.prefix,
+        secret,
+        commandTimeoutMs: 500,
+      });
+      const code = await issued(codes, 'alice', EMAIL);
+      client.disconnect();
+      for (const call of [
+        () => codes.verify({ subject: 'alice', purpose: EMAIL, code }),
+        () => codes.issue({ subject: 'bob', purpose: EMAIL }),
+        () => codes.revoke({ subject: 'alice', purpose: EMAIL }),
+      ]) {
+        await call().then(
+          () => assert.unreachable('must not succeed on a closed connection'),
+          (e: unknown) => assert.instance(e, StoreUnavailableError),
+        );
+      }
+    });
+  },
+  { backends: ['redis', 'cluster'] },
+);
 
 // ---------------------------------------------------------------------------------------------------
 // A real outage: the server process stops, then comes back.
 
-const outage = suite('OneTimeCodes while Redis is stopped');
-
-outage('raises StoreUnavailableError while the server is down and works again once it is back', async () => {
-  if (!hasRedisServer()) {
-    if (process.env['LATCHKEY_REQUIRE_REDIS'] === '1') throw new Error('redis-server is not on PATH');
-    console.warn('!!! latchkey: redis-server is not on PATH: the outage test is SKIPPED');
-    return;
-  }
-  const server = await startRedisServer();
-  const redis = new Redis(server.port, '127.0.0.1', {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => 50,
-  });
-  redis.on('error', () => {}); // reconnect noise while the server is down
-  try {
-    await redis.connect();
-    const codes = new OneTimeCodes({ redis, secret, prefix: 'lkt-outage', commandTimeoutMs: 300 });
-    const code = await issued(codes, 'alice', EMAIL);
-    await server.stop();
-    for (const call of [
-      () => codes.verify({ subject: 'alice', purpose: EMAIL, code }),
-      () => codes.issue({ subject: 'bob', purpose: EMAIL }),
-    ]) {
-      await call().then(
-        () => assert.unreachable('must not succeed while Redis is down'),
-        (e: unknown) => assert.instance(e, StoreUnavailableError),
-      );
-    }
-    await server.start();
-    // The client reconnects on its own (every 50 ms); the store needs no restart.
-    let result: Awaited<ReturnType<OneTimeCodes['issue']>> | undefined;
-    for (let attempt = 0; attempt < 40 && result === undefined; attempt++) {
-      result = await codes.issue({ subject: 'bob', purpose: EMAIL }).catch((e: unknown) => {
-        assert.instance(e, StoreUnavailableError);
-        return undefined;
+// Without redis-server the suite is not defined at all (a skip never counts as a pass).
+realRedisSuite('OneTimeCodes while Redis is stopped', (outage) => {
+  outage(
+    'raises StoreUnavailableError while the server is down and works again once it is back',
+    async () => {
+      const server = await startRedisServer();
+      const redis = new Redis(server.port, '127.0.0.1', {
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => 50,
       });
-    }
-    assert.ok(result?.ok, 'issues again after the server is back');
-  } finally {
-    redis.disconnect();
-    await server.stop();
-  }
+      redis.on('error', () => {}); // reconnect noise while the server is down
+      try {
+        await redis.connect();
+        const codes = new OneTimeCodes({ redis, secret, prefix: 'lkt-outage', commandTimeoutMs: 300 });
+        const code = await issued(codes, 'alice', EMAIL);
+        await server.stop();
+        for (const call of [
+          () => codes.verify({ subject: 'alice', purpose: EMAIL, code }),
+          () => codes.issue({ subject: 'bob', purpose: EMAIL }),
+        ]) {
+          await call().then(
+            () => assert.unreachable('must not succeed while Redis is down'),
+            (e: unknown) => assert.instance(e, StoreUnavailableError),
+          );
+        }
+        await server.start();
+        // The client reconnects on its own (every 50 ms); the store needs no restart.
+        let result: Awaited<ReturnType<OneTimeCodes['issue']>> | undefined;
+        for (let attempt = 0; attempt < 40 && result === undefined; attempt++) {
+          result = await codes.issue({ subject: 'bob', purpose: EMAIL }).catch((e: unknown) => {
+            assert.instance(e, StoreUnavailableError);
+            return undefined;
+          });
+        }
+        assert.ok(result?.ok, 'issues again after the server is back');
+      } finally {
+        redis.disconnect();
+        await server.stop();
+      }
+    },
+  );
 });
-
-outage.run();

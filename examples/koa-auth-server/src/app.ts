@@ -30,6 +30,7 @@ import bodyParser from 'koa-bodyparser';
 import type { Config } from './config.js';
 import { type Logger, logSecurityEvent, requestLog } from './logger.js';
 import type { DevOutbox, Mailer, MailPurpose } from './mailer.js';
+import { browserPage } from './page.js';
 import { PasswordHasher, type PasswordHashingOptions } from './passwords.js';
 import { type User, UserStore } from './users.js';
 import {
@@ -158,7 +159,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     }),
   );
   app.use(jsonFallbacks());
-  // browser page (GET /): mounted here, ahead of the router, through `deps.before`.
+  // browser page (GET /): mounted here, ahead of the router (and `deps.before` after it).
+  app.use(browserPage() as Mw);
   for (const middleware of deps.before ?? []) app.use(middleware as Mw);
 
   const router = new Router<AppState>();

@@ -24,7 +24,14 @@ export const CSRF_REJECTED = Object.freeze({
   message: 'cross-origin request refused',
 });
 
-const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** As in Go: every other method (POST, PUT, PATCH, DELETE and any extension method) is checked. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/**
+ * Authorization schemes a browser attaches on its own, cross-site too, once the user has logged in to
+ * the origin with them (HTTP authentication, e.g. a Basic-auth staging proxy). They prove nothing
+ * about who built the request, so such a request is checked like a cookie request.
+ */
+const AMBIENT_SCHEME = /^[\t ]*(?:basic|digest|negotiate|ntlm)(?:[\t ]|$)/i;
 /** `scheme://authority` and nothing else: the serialization of an origin. */
 const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#@\s]+)$/;
 
@@ -35,8 +42,8 @@ interface Resolved {
 
 /**
  * Refuses cross-site unsafe requests, with the semantics of Go's `http.CrossOriginProtection`. Every
- * `POST`, `PUT`, `PATCH` and `DELETE` without an `Authorization` header (cookie-authenticated or
- * anonymous, so login CSRF is covered) is checked:
+ * request but `GET`, `HEAD` and `OPTIONS` (so every `POST`, `PUT`, `PATCH` and `DELETE`) without an
+ * `Authorization` header (cookie-authenticated or anonymous, so login CSRF is covered) is checked:
  *
  * 1. `Sec-Fetch-Site` present: only `same-origin` and `none` pass.
  * 2. Otherwise a present `Origin` must name the server's host and port (`publicOrigin`, else `Host`);
@@ -46,7 +53,9 @@ interface Resolved {
  *
  * A refusal answers 403 `{ "error": "csrf_rejected", "message": … }` before any later middleware
  * runs, so nothing changes. Requests carrying `Authorization` are exempt: a browser cannot attach that
- * header to a cross-site request without a CORS preflight that this server never grants.
+ * header to a cross-site request without a CORS preflight that this server never grants. The schemes
+ * of HTTP authentication (`Basic`, `Digest`, `Negotiate`, `NTLM`) are the exception: a browser resends
+ * cached credentials of those on its own, so they are checked like cookies.
  *
  * @throws {InvalidOptionError} when an origin option is not `scheme://host[:port]`
  * @example
@@ -56,7 +65,7 @@ interface Resolved {
 export function crossOriginProtection(options: CrossOriginProtectionOptions = {}): Middleware {
   const resolved = resolveOptions(options);
   return async (ctx, next) => {
-    if (UNSAFE_METHODS.has(ctx.method) && ctx.req.headers.authorization === undefined) {
+    if (!SAFE_METHODS.has(ctx.method) && !carriesExplicitCredential(ctx.req.headers.authorization)) {
       if (!isAllowed(ctx.req.headers, resolved)) {
         ctx.status = 403;
         ctx.body = { ...CSRF_REJECTED };
@@ -65,6 +74,14 @@ export function crossOriginProtection(options: CrossOriginProtectionOptions = {}
     }
     await next();
   };
+}
+
+/**
+ * True for an `Authorization` header that a page cannot make a browser send cross-site without a
+ * CORS preflight (which the server never grants): `Bearer …` and any scheme but the ambient ones.
+ */
+function carriesExplicitCredential(header: string | undefined): boolean {
+  return header !== undefined && !AMBIENT_SCHEME.test(header);
 }
 
 function isAllowed(headers: NodeJS.Dict<string | string[]>, options: Resolved): boolean {
@@ -78,13 +95,17 @@ function isAllowed(headers: NodeJS.Dict<string | string[]>, options: Resolved): 
   const match = ORIGIN.exec(origin);
   if (match !== null) {
     const host = (match[1] as string).toLowerCase();
-    const own = options.publicHost ?? single(headers.host)?.toLowerCase();
+    // HTTP/2 clients may send `:authority` instead of `Host` (an HTTP/1 header name cannot hold ':').
+    const own = options.publicHost ?? single(headers.host ?? headers[':authority'])?.toLowerCase();
     if (own !== undefined && host === own) return true;
   }
   return options.trusted.has(origin.toLowerCase());
 }
 
-/** A header sent more than once is ambiguous; it is treated as a value that matches nothing. */
+/**
+ * A header sent more than once is ambiguous and must match nothing. Node joins repeated `Origin` and
+ * `Sec-Fetch-Site` lines into `a, b`, which no rule accepts; an array is refused the same way.
+ */
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? '\u0000' : value;
 }

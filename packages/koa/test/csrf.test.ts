@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { InvalidOptionError } from '@latchkey/core';
 import Koa from 'koa';
 import { suite } from 'uvu';
@@ -42,6 +43,18 @@ async function statusOf(
     await response.arrayBuffer();
   }
   return response.status;
+}
+
+/** POST / with header lines sent exactly as given (repeated names stay repeated); the status. */
+function rawStatus(server: TestServer, headers: Record<string, string[]>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${server.origin}/`, { method: 'POST', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 const matrix = suite('crossOriginProtection');
@@ -162,6 +175,80 @@ matrix('a request with an Authorization header is exempt', async () => {
     );
     assert.is(await statusOf(guarded.server, 'DELETE', { ...hostile, Authorization: 'Bearer x' }), 200);
     assert.is(await statusOf(guarded.server, 'POST', hostile), 403, 'the cookie path is guarded');
+  } finally {
+    await guarded.server.close();
+  }
+});
+
+matrix(
+  'HTTP authentication a browser resends on its own (Basic, Digest, …) is checked like a cookie',
+  async () => {
+    const guarded = await guardedApp();
+    try {
+      const hostile = { Origin: 'https://evil.test', 'Sec-Fetch-Site': 'cross-site' };
+      for (const authorization of [
+        'Basic YWxpY2U6c2VjcmV0',
+        'basic YWxpY2U6c2VjcmV0',
+        'Digest username="alice", realm="staging"',
+        'Negotiate YIIG',
+        'NTLM TlRMTVNTUAAB',
+        'Basic',
+      ]) {
+        assert.is(
+          await statusOf(guarded.server, 'POST', { ...hostile, Authorization: authorization }),
+          403,
+          authorization,
+        );
+      }
+      // Same-origin requests with them still pass; schemes a page cannot send cross-site stay exempt.
+      assert.is(
+        await statusOf(guarded.server, 'POST', {
+          'Sec-Fetch-Site': 'same-origin',
+          Authorization: 'Basic YQ==',
+        }),
+        200,
+      );
+      assert.is(await statusOf(guarded.server, 'POST', { ...hostile, Authorization: 'Token abc' }), 200);
+      assert.is(await statusOf(guarded.server, 'POST', { ...hostile, Authorization: 'Basically x' }), 200);
+      assert.is(guarded.reached, 3);
+    } finally {
+      await guarded.server.close();
+    }
+  },
+);
+
+matrix('every method but GET, HEAD and OPTIONS is checked, as in Go', async () => {
+  const guarded = await guardedApp();
+  try {
+    const hostile = { Origin: 'https://evil.test', 'Sec-Fetch-Site': 'cross-site' };
+    for (const method of ['PROPFIND', 'MKCOL', 'LOCK', 'PURGE']) {
+      assert.is(await statusOf(guarded.server, method, hostile), 403, method);
+      assert.is(await statusOf(guarded.server, method, { 'Sec-Fetch-Site': 'same-origin' }), 200, method);
+    }
+  } finally {
+    await guarded.server.close();
+  }
+});
+
+matrix('a repeated Sec-Fetch-Site or Origin header matches nothing', async () => {
+  const guarded = await guardedApp({ trustedOrigins: ['https://app.example.com'] });
+  try {
+    const { server } = guarded;
+    const cases: Array<[Record<string, string[]>, number, string]> = [
+      [{ 'sec-fetch-site': ['same-origin', 'cross-site'] }, 403, 'two Sec-Fetch-Site'],
+      [{ 'sec-fetch-site': ['none', 'none'] }, 403, 'even two harmless ones'],
+      [{ origin: [server.origin, 'https://evil.test'] }, 403, 'two Origin'],
+      [{ origin: [server.origin, server.origin] }, 403, 'even the same one twice'],
+      [
+        { 'sec-fetch-site': ['cross-site'], origin: ['https://app.example.com', 'https://evil.test'] },
+        403,
+        'trust needs one origin',
+      ],
+      [{ origin: [server.origin] }, 200, 'one Origin line passes'],
+    ];
+    for (const [headers, status, label] of cases) {
+      assert.is(await rawStatus(server, headers), status, label);
+    }
   } finally {
     await guarded.server.close();
   }

@@ -62,15 +62,18 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   resetMaxPerIp: 10,
 });
 
-const LIMIT_ENV: ReadonlyArray<readonly [keyof Limits, string, number]> = [
-  ['accessTokenTtlSeconds', 'ACCESS_TOKEN_TTL_SECONDS', 1],
-  ['sessionIdleTtlSeconds', 'SESSION_IDLE_TTL_SECONDS', 1],
-  ['sessionAbsoluteTtlSeconds', 'SESSION_ABSOLUTE_TTL_SECONDS', 1],
-  ['refreshReuseGraceSeconds', 'REFRESH_REUSE_GRACE_SECONDS', 0],
-  ['loginMaxFailures', 'LOGIN_MAX_FAILURES', 1],
-  ['loginMaxFailuresPerIp', 'LOGIN_MAX_FAILURES_PER_IP', 1],
-  ['registerMaxPerIp', 'REGISTER_MAX_PER_IP', 1],
-  ['resetMaxPerIp', 'RESET_MAX_PER_IP', 1],
+const YEAR_SECONDS = 366 * 24 * 3600;
+
+/** Each limit's variable and bounds (the bounds of the latchkey options they feed). */
+const LIMIT_ENV: ReadonlyArray<readonly [keyof Limits, string, number, number]> = [
+  ['accessTokenTtlSeconds', 'ACCESS_TOKEN_TTL_SECONDS', 1, 24 * 3600],
+  ['sessionIdleTtlSeconds', 'SESSION_IDLE_TTL_SECONDS', 1, YEAR_SECONDS],
+  ['sessionAbsoluteTtlSeconds', 'SESSION_ABSOLUTE_TTL_SECONDS', 1, YEAR_SECONDS],
+  ['refreshReuseGraceSeconds', 'REFRESH_REUSE_GRACE_SECONDS', 0, 300],
+  ['loginMaxFailures', 'LOGIN_MAX_FAILURES', 1, 100_000],
+  ['loginMaxFailuresPerIp', 'LOGIN_MAX_FAILURES_PER_IP', 1, 100_000],
+  ['registerMaxPerIp', 'REGISTER_MAX_PER_IP', 1, 100_000],
+  ['resetMaxPerIp', 'RESET_MAX_PER_IP', 1, 100_000],
 ];
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -172,8 +175,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     .map((s) => origin('CSRF_TRUSTED_ORIGINS', s));
 
   const limits = { ...DEFAULT_LIMITS };
-  for (const [field, name, min] of LIMIT_ENV) {
-    limits[field] = integer(name, get(name), DEFAULT_LIMITS[field], min, 10 * 365 * 24 * 3600);
+  for (const [field, name, min, max] of LIMIT_ENV) {
+    limits[field] = integer(name, get(name), DEFAULT_LIMITS[field], min, max);
   }
   if (limits.sessionIdleTtlSeconds > limits.sessionAbsoluteTtlSeconds) {
     throw new ConfigError('SESSION_IDLE_TTL_SECONDS must not exceed SESSION_ABSOLUTE_TTL_SECONDS');

@@ -1,4 +1,6 @@
 import { request as httpRequest } from 'node:http';
+import { connect as connectHttp2, createServer as createHttp2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { InvalidOptionError } from '@latchkey/core';
 import Koa from 'koa';
 import { suite } from 'uvu';
@@ -251,6 +253,38 @@ matrix('a repeated Sec-Fetch-Site or Origin header matches nothing', async () =>
     }
   } finally {
     await guarded.server.close();
+  }
+});
+
+matrix('over HTTP/2 (no Host header) Origin is compared with :authority', async () => {
+  const app = new Koa();
+  app.use(crossOriginProtection());
+  app.use((ctx) => {
+    ctx.body = { ok: true };
+  });
+  const server = createHttp2Server(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  const client = connectHttp2(`http://127.0.0.1:${port}`);
+  const post = (origin: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': '/', origin });
+      let status = 0;
+      req.on('response', (headers) => {
+        status = Number(headers[':status']);
+      });
+      req.on('error', reject);
+      req.resume();
+      req.on('end', () => resolve(status));
+      req.end();
+    });
+  try {
+    assert.is(await post(`http://127.0.0.1:${port}`), 200, 'the server itself');
+    assert.is(await post('http://127.0.0.1:1'), 403, 'another port');
+    assert.is(await post('https://evil.test'), 403);
+  } finally {
+    client.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
 

@@ -232,7 +232,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   /** Ends the request's cookie session in the browser when `ended` says the store ended it. */
   const forgetCookieSessionIf = (ctx: Ctx, ended: (current: Session<Data>) => boolean): void => {
     const current = ctx.state.session;
-    if (current !== null && ended(current)) ctx.state.sessions.forget();
+    if (current !== null && current !== undefined && ended(current)) ctx.state.sessions.forget();
   };
 
   const send = (to: string, purpose: MailPurpose, code: string): void => {
@@ -272,9 +272,10 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     }
   });
 
-  // Every API route first passes the cross-site check, then loads the cookie session. They are
-  // mounted per route (not app-wide) so that an unknown route is 404 and a wrong method 405 without
-  // a Redis call, and /healthz stays a plain probe.
+  // Every API route first passes the cross-site check. The cookie session is loaded where a route
+  // uses it: before authentication on protected routes, after validation on public ones (a 400 needs
+  // no Redis). Both are mounted per route, not app-wide, so that an unknown route is 404 and a wrong
+  // method 405 without a Redis call, and /healthz stays a plain probe.
   const csrf = crossOriginProtection({
     trustedOrigins: config.csrfTrustedOrigins,
     ...(config.publicOrigin === undefined ? {} : { publicOrigin: config.publicOrigin }),
@@ -288,7 +289,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   router.post(
     '/auth/register',
-    ...web,
+    csrf,
     withBody,
     validate((b) => ({
       email: parseEmail(field(b, 'email')),
@@ -306,12 +307,13 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   router.post(
     '/auth/login',
-    ...web,
+    csrf,
     withBody,
     validate((b) => ({
       email: parseEmail(field(b, 'email')),
       password: parsePresentedPassword(field(b, 'password')),
     })),
+    cookieSession,
     loginThrottle((ctx) => input(ctx, 'email').email),
     async (ctx) => {
       const { email, password } = input(ctx, 'email', 'password');
@@ -336,7 +338,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   router.post(
     '/auth/refresh',
-    ...web,
+    csrf,
     withBody,
     validate((b) => ({
       refreshToken: parseString(field(b, 'refreshToken'), 'refreshToken', MAX_TOKEN_FIELD),
@@ -492,7 +494,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   router.post(
     '/auth/password-reset/request',
-    ...web,
+    csrf,
     withBody,
     validate((b) => ({ email: parseEmail(field(b, 'email')) })),
     perIp('password-reset', limits.resetMaxPerIp),
@@ -510,13 +512,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
   router.post(
     '/auth/password-reset/confirm',
-    ...web,
+    csrf,
     withBody,
     validate((b) => ({
       email: parseEmail(field(b, 'email')),
       code: parseString(field(b, 'code'), 'code', MAX_CODE_FIELD),
       newPassword: parseNewPassword(field(b, 'newPassword'), 'newPassword'),
     })),
+    cookieSession,
     async (ctx) => {
       const { email, code, newPassword } = input(ctx, 'email', 'code', 'newPassword');
       const checked = await codes.verify({

@@ -5,7 +5,9 @@
 //   BENCH_REDIS_URL   the bench's own redis-server
 //   BENCH_PREFIX      key prefix of this scenario (scenarios never share keys)
 //   BENCH_MODE        a variant of the scenario (plain / rolling, cache / nocache, …)
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { Redis } from 'ioredis';
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -67,14 +69,45 @@ export function serve(listener: Listener, closables: ReadonlyArray<{ quit(): Pro
     void Promise.allSettled(closables.map((c) => c.quit())).then(() => process.exit(0));
     setTimeout(() => process.exit(0), 2000).unref();
   };
+  let profiler: Session | null = null;
   process.on('message', (message: unknown) => {
-    const type = (message as { type?: unknown } | null)?.type;
-    if (type === 'stats') process.send?.({ type: 'stats', roundTrips });
-    else if (type === 'stop') stop();
+    const m = (message ?? {}) as { type?: unknown; file?: unknown };
+    if (m.type === 'stats') {
+      const cpu = process.cpuUsage();
+      process.send?.({ type: 'stats', roundTrips, cpuMicros: cpu.user + cpu.system });
+    } else if (m.type === 'profile-start') {
+      void startProfile().then((session) => {
+        profiler = session;
+        process.send?.({ type: 'profile-started' });
+      });
+    } else if (m.type === 'profile-stop' && typeof m.file === 'string') {
+      const file = m.file;
+      const session = profiler;
+      profiler = null;
+      void (session === null ? Promise.resolve() : stopProfile(session, file)).then(() =>
+        process.send?.({ type: 'profile-stopped' }),
+      );
+    } else if (m.type === 'stop') stop();
   });
   process.on('disconnect', stop);
   process.on('SIGTERM', stop);
   server.listen(env.port, '127.0.0.1', () => process.send?.({ type: 'ready' }));
+}
+
+/** The V8 sampling profiler over exactly the measured window (BENCH_CPU_PROF). */
+async function startProfile(): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
+  return session;
+}
+
+async function stopProfile(session: Session, file: string): Promise<void> {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
 }
 
 /** A tiny JSON answer for `/__setup` (the runner merges `headers` into every request it sends). */

@@ -47,7 +47,6 @@ interface Running {
 
 async function startScenario(def: ScenarioDef, redisUrl: string): Promise<Running> {
   const port = await freePort();
-  const profile = config.cpuProf?.test(def.id) === true;
   const child = await startChild({
     root: config.root,
     script: `bench/scenarios/${def.file}.ts`,
@@ -57,7 +56,6 @@ async function startScenario(def: ScenarioDef, redisUrl: string): Promise<Runnin
       BENCH_PREFIX: `b-${def.id}`,
       BENCH_MODE: def.mode ?? '',
     },
-    ...(profile ? { cpuProfDir: join(config.root, 'bench', '.results', 'prof', def.id) } : {}),
   });
   try {
     const setup = await fetchOnce(port, '/__setup', {});
@@ -76,17 +74,38 @@ async function startScenario(def: ScenarioDef, redisUrl: string): Promise<Runnin
   }
 }
 
-async function measure(run: Running, admin: Redis, durationS: number): Promise<Omit<RunRecord, 'round'>> {
-  const tripsBefore = await run.child.stats();
+async function redisCpuMicros(admin: Redis): Promise<number> {
+  const info = await admin.info('cpu');
+  const read = (name: string): number =>
+    Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
+  return (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6;
+}
+
+async function measure(
+  run: Running,
+  admin: Redis,
+  durationS: number,
+  round: number,
+): Promise<Omit<RunRecord, 'round'>> {
+  let stopProfile: (() => Promise<void>) | null = null;
+  if (config.cpuProf?.test(run.def.id) === true) {
+    const dir = join(config.root, 'bench', '.results', 'prof');
+    mkdirSync(dir, { recursive: true });
+    stopProfile = await run.child.profile(join(dir, `${run.def.id}-round${round}.cpuprofile`));
+  }
+  const childBefore = await run.child.stats();
   const before = await commandStats(admin);
+  const redisBefore = await redisCpuMicros(admin);
   const load = await runLoad({
     port: run.port,
     headers: run.headers,
     connections: config.connections,
     durationS,
   });
+  const redisAfter = await redisCpuMicros(admin);
   const after = await commandStats(admin);
-  const tripsAfter = await run.child.stats();
+  const childAfter = await run.child.stats();
+  if (stopProfile !== null) await stopProfile();
   const commands = diffStats(before, after);
   const requests = Math.max(load.requests, 1);
   return {
@@ -97,8 +116,10 @@ async function measure(run: Running, admin: Redis, durationS: number): Promise<O
     requests: load.requests,
     non2xx: load.non2xx,
     errors: load.errors,
-    roundTripsPerRequest: (tripsAfter - tripsBefore) / requests,
+    roundTripsPerRequest: (childAfter.roundTrips - childBefore.roundTrips) / requests,
     commandsPerRequest: total(commands) / requests,
+    serverCpuMicros: (childAfter.cpuMicros - childBefore.cpuMicros) / requests,
+    redisCpuMicros: (redisAfter - redisBefore) / requests,
     commandMix: mix(commands, requests),
     ratio: Number.NaN,
   };
@@ -124,6 +145,8 @@ function summarize(def: ScenarioDef, runs: readonly RunRecord[]): ScenarioSummar
     p99Ms: median(mine.map((r) => r.p99Ms)),
     roundTripsPerRequest: median(mine.map((r) => r.roundTripsPerRequest)),
     commandsPerRequest: median(mine.map((r) => r.commandsPerRequest)),
+    serverCpuMicros: median(mine.map((r) => r.serverCpuMicros)),
+    redisCpuMicros: median(mine.map((r) => r.redisCpuMicros)),
     commandMix: mine.at(-1)?.commandMix ?? '',
     failedRequests: mine.reduce((n, r) => n + r.non2xx + r.errors, 0),
   };
@@ -187,12 +210,13 @@ async function main(): Promise<void> {
     for (let round = 1; round <= config.rounds; round++) {
       const inRound: RunRecord[] = [];
       for (const run of running) {
-        const record: RunRecord = { ...(await measure(run, admin, config.durationS)), round };
+        const record: RunRecord = { ...(await measure(run, admin, config.durationS, round)), round };
         inRound.push(record);
         log(
           `round ${round} ${run.def.id.padEnd(24)} ${record.rps.toFixed(0).padStart(6)} req/s  ` +
             `p50 ${record.p50Ms.toFixed(2)} ms  p99 ${record.p99Ms.toFixed(2)} ms  ` +
-            `${record.roundTripsPerRequest.toFixed(2)} trips  ${record.commandsPerRequest.toFixed(2)} cmds` +
+            `${record.roundTripsPerRequest.toFixed(2)} trips  ${record.commandsPerRequest.toFixed(2)} cmds  ` +
+            `cpu ${record.serverCpuMicros.toFixed(0)}+${record.redisCpuMicros.toFixed(0)} µs` +
             (record.non2xx + record.errors > 0 ? `  FAILED ${record.non2xx + record.errors}` : ''),
         );
       }

@@ -2,7 +2,6 @@
 // process each, on 127.0.0.1. Every process started here is stopped by its pid: politely over IPC,
 // then SIGKILL; and synchronously by pid if the runner itself exits early.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const started = new Set<ChildProcess>();
@@ -19,10 +18,18 @@ process.on('exit', () => {
   }
 });
 
+export interface ChildStats {
+  /** Round trips the child's Redis client has sent so far. */
+  readonly roundTrips: number;
+  /** CPU time (user + system) the child has used so far, µs. */
+  readonly cpuMicros: number;
+}
+
 export interface Child {
   readonly pid: number;
-  /** Round trips the child's Redis client has sent so far. */
-  stats(): Promise<number>;
+  stats(): Promise<ChildStats>;
+  /** Profiles the child (V8 sampler) until the returned function is called, which writes `file`. */
+  profile(file: string): Promise<() => Promise<void>>;
   stop(): Promise<void>;
 }
 
@@ -30,17 +37,12 @@ export interface StartOptions {
   readonly root: string;
   readonly script: string;
   readonly env: Record<string, string>;
-  readonly cpuProfDir?: string;
   readonly readyTimeoutMs?: number;
 }
 
 /** Starts a TypeScript entry point as a child with an IPC channel and waits for its `ready`. */
 export async function startChild(options: StartOptions): Promise<Child & { messages: ChildMessages }> {
   const execArgv = ['--conditions=latchkey-source', '--import', 'tsx'];
-  if (options.cpuProfDir !== undefined) {
-    mkdirSync(options.cpuProfDir, { recursive: true });
-    execArgv.push('--cpu-prof', '--cpu-prof-dir', options.cpuProfDir);
-  }
   const child = spawn(process.execPath, [...execArgv, join(options.root, options.script)], {
     cwd: options.root,
     env: { ...process.env, ...options.env },
@@ -80,7 +82,15 @@ export async function startChild(options: StartOptions): Promise<Child & { messa
     async stats() {
       child.send({ type: 'stats' });
       const reply = await messages.next('stats', 5000);
-      return Number((reply as { roundTrips?: unknown }).roundTrips);
+      return { roundTrips: Number(reply['roundTrips']), cpuMicros: Number(reply['cpuMicros']) };
+    },
+    async profile(file) {
+      child.send({ type: 'profile-start' });
+      await messages.next('profile-started', 10_000);
+      return async () => {
+        child.send({ type: 'profile-stop', file });
+        await messages.next('profile-stopped', 30_000);
+      };
     },
     stop,
   };

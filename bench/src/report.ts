@@ -16,6 +16,10 @@ export interface RunRecord {
   readonly errors: number;
   readonly roundTripsPerRequest: number;
   readonly commandsPerRequest: number;
+  /** CPU time of the scenario server process per request, µs. */
+  readonly serverCpuMicros: number;
+  /** CPU time of redis-server's main thread per request, µs. */
+  readonly redisCpuMicros: number;
   readonly commandMix: string;
   readonly ratio: number;
 }
@@ -31,6 +35,8 @@ export interface ScenarioSummary {
   readonly p99Ms: number;
   readonly roundTripsPerRequest: number;
   readonly commandsPerRequest: number;
+  readonly serverCpuMicros: number;
+  readonly redisCpuMicros: number;
   readonly commandMix: string;
   readonly failedRequests: number;
 }
@@ -217,28 +223,31 @@ export function renderReport(report: BenchReport, root: string): string {
     '',
     '## HTTP scenarios',
     '',
-    '| scenario | what each request does | req/s | × baseline (min–max) | p50 ms | p99 ms | round trips / req | Redis cmds / req |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| scenario | what each request does | req/s | × baseline (min–max) | p50 ms | p99 ms | round trips / req | Redis cmds / req | server CPU µs / req | Redis CPU µs / req |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   const groups: Group[] = ['reference', 'session', 'bearer', 'limiter'];
   for (const group of groups) {
     const rows = report.summaries.filter((s) => s.def.group === group);
     if (rows.length === 0) continue;
-    push(`| **${GROUP_TITLES[group]}** | | | | | | | |`);
+    push(`| **${GROUP_TITLES[group]}** | | | | | | | | | |`);
     for (const s of rows) {
       const name = s.def.latchkey === true ? `**${s.def.label}**` : s.def.label;
       const failed = s.failedRequests > 0 ? ` ⚠️ ${int(s.failedRequests)} failed requests` : '';
       push(
         `| ${name} | ${s.def.work}${failed} | ${int(s.rps)} | ${x(s.ratio)} (${x(s.ratioMin)}–${x(s.ratioMax)}) | ` +
-          `${ms(s.p50Ms)} | ${ms(s.p99Ms)} | ${s.roundTripsPerRequest.toFixed(2)} | ${s.commandsPerRequest.toFixed(2)} |`,
+          `${ms(s.p50Ms)} | ${ms(s.p99Ms)} | ${s.roundTripsPerRequest.toFixed(2)} | ${s.commandsPerRequest.toFixed(2)} | ` +
+          `${int(s.serverCpuMicros)} | ${s.redisCpuMicros.toFixed(1)} |`,
       );
     }
   }
   push(
     '',
     '"Round trips" are counted by the server\'s ioredis client (a script call is one); "Redis cmds" come ' +
-      'from `INFO commandstats` on the server and include the commands a script runs. The command mix ' +
-      'per request:',
+      'from `INFO commandstats` on the server and include the commands a script runs. "Server CPU" is ' +
+      'the CPU time (user + system) of the scenario\'s Node.js process per request, "Redis CPU" that of ' +
+      "redis-server's main thread: on a shared machine they are steadier than req/s and show where the " +
+      'time goes. The command mix per request:',
     '',
     '| scenario | commands per request |',
     '|---|---|',
@@ -275,9 +284,10 @@ export function renderReport(report: BenchReport, root: string): string {
         '',
         '### Cost with the number of sessions stored',
         '',
-        `The same \`SessionStore.get\` with ${int(g.small)} and with ${int(g.large)} sessions in Redis ` +
-          `(seeded in ${g.seedSeconds.toFixed(1)} s by a Lua loop copying a real session record; ` +
-          `${g.usedMemoryLargeMiB.toFixed(0)} MiB used at the large size).`,
+        `\`SessionStore.get\` over 1,000 sessions spread across a store of ${int(g.small)} and one of ` +
+          `${int(g.large)} sessions (two databases of the same server, each session with its index; seeded ` +
+          `in ${g.seedSeconds.toFixed(1)} s by a Lua loop copying a real session record; ` +
+          `${g.usedMemoryLargeMiB.toFixed(0)} MiB used), measured alternately, median of 5.`,
         '',
         '| sessions stored | get ops/s | one get alone, µs |',
         '|---:|---:|---:|',

@@ -10,6 +10,7 @@ import {
   KeyRing,
   LoginLimiter,
   OneTimeCodes,
+  RefreshTokens,
   ServerSecret,
   SessionStore,
 } from '@latchkey/core';
@@ -34,6 +35,7 @@ type NextCall = () => Call | null;
 
 interface Stores {
   readonly sessions: SessionStore<{ theme: string; locale: string }>;
+  readonly refresh: RefreshTokens;
   readonly codes: OneTimeCodes;
 }
 
@@ -55,6 +57,7 @@ const log = (line: string): void => console.log(`  stores: ${line}`);
 function makeStores(redis: Redis, prefix: string): Stores {
   return {
     sessions: new SessionStore<{ theme: string; locale: string }>({ redis, prefix }),
+    refresh: new RefreshTokens({ redis, prefix, secret }),
     codes: new OneTimeCodes({
       redis,
       prefix,
@@ -110,6 +113,30 @@ const OPS: OpSpec[] = [
         const n = i++;
         const token = tokens[n % tokens.length]!;
         return () => stores.sessions.update(token, { theme: n % 2 === 0 ? 'light' : 'dark' });
+      };
+    },
+  },
+  {
+    op: 'refresh rotate',
+    what: '64 sessions, each its own rotation chain (reuse detection, idle renewal)',
+    async prepare(stores) {
+      const run = uniq++;
+      const free: string[] = [];
+      for (let u = 0; u < 64; u++) {
+        const { session } = await stores.sessions.create(`rotate-${run}-${u}`, DATA, META);
+        const token = await stores.refresh.issue(session);
+        if (token === null) throw new Error('refresh issue failed');
+        free.push(token);
+      }
+      // A chain is never rotated twice at once: that would be reuse and revoke the session.
+      return () => {
+        const token = free.pop();
+        if (token === undefined) return null;
+        return async () => {
+          const rotated = await stores.refresh.rotate(token);
+          if (rotated === null) throw new Error('refresh rotate failed');
+          free.push(rotated.token);
+        };
       };
     },
   },
@@ -255,61 +282,82 @@ return to - from + 1
 `;
 
 async function growth(): Promise<GrowthResult> {
+  // Two databases of the bench's server: db 1 holds 10k sessions, db 2 holds GROWTH_KEYS, so the two
+  // sizes can be measured alternately (small, large, small, large, …) and the machine's drift cancels.
   const prefix = 'g';
-  const sessions = new SessionStore<{ theme: string; locale: string }>({ redis: plain, prefix });
-  const template = await sessions.create('growth-template', DATA, META);
+  const small = 10_000;
+  const dbs = { small: 1, large: 2 } as const;
+  const client = (db: number): Redis => new Redis(REDIS_URL, { db });
+  const seeders = { small: client(dbs.small), large: client(dbs.large) };
+  const readers = { small: client(dbs.small), large: client(dbs.large) };
+  const stores = {
+    small: new SessionStore({ redis: readers.small, prefix }),
+    large: new SessionStore({ redis: readers.large, prefix }),
+  };
+  const template = await stores.small.create('growth-template', DATA, META);
   const [, tag, sid, tokenSecret] = template.token.split('.') as [string, string, string, string];
-  const hash = await admin.hgetall(`${prefix}:s:{${tag}}:${sid}`);
+  const hash = await seeders.small.hgetall(`${prefix}:s:{${tag}}:${sid}`);
   const fields = Object.entries(hash).flat();
   const ttl = String(3_600_000);
   const score = hash['m:ae'] ?? '0';
-  const small = 10_000;
   const batch = 20_000;
-  const seed = async (from: number, to: number): Promise<void> => {
-    for (let start = from; start < to; start += batch) {
-      const end = Math.min(to, start + batch) - 1;
-      await admin.eval(SEED, 0, prefix, String(start), String(end), ttl, score, ...fields);
+  const seed = async (redis: Redis, count: number): Promise<void> => {
+    for (let start = 0; start < count; start += batch) {
+      const end = Math.min(count, start + batch) - 1;
+      await redis.eval(SEED, 0, prefix, String(start), String(end), ttl, score, ...fields);
     }
   };
   const tokenOf = (i: number): string =>
     `v1.${String(i).padStart(43, '0')}.${String(i).padStart(22, '0')}.${tokenSecret}`;
-  const measureAt = async (stored: number): Promise<{ ops: number; micros: number }> => {
-    const pool = Array.from({ length: 1000 }, () => tokenOf(Math.floor(Math.random() * stored)));
-    const check = await sessions.get(pool[0]!);
-    if (check === null) throw new Error('a seeded session did not load');
-    let i = 0;
-    const next: NextCall = () => {
-      const token = pool[i++ % pool.length]!;
-      return () => sessions.get(token);
-    };
-    await throughput(next, CONCURRENCY, Math.min(OP_MS, 1000)); // warm the pool's renewals
-    const micros = await solo(next, OP_MS);
-    const ops = await throughput(next, CONCURRENCY, OP_MS);
-    return { ops, micros };
-  };
   const t0 = performance.now();
-  await seed(0, small);
-  const atSmall = await measureAt(small);
-  log(`growth: ${small} sessions → ${atSmall.ops.toFixed(0)} get/s`);
-  await seed(small, GROWTH_KEYS);
+  await seed(seeders.small, small);
+  await seed(seeders.large, GROWTH_KEYS);
   const seedSeconds = (performance.now() - t0) / 1000;
   const memory = await admin.info('memory');
   const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
-  const atLarge = await measureAt(GROWTH_KEYS);
-  log(
-    `growth: ${GROWTH_KEYS} sessions (seeded in ${seedSeconds.toFixed(1)} s) → ${atLarge.ops.toFixed(0)} get/s`,
-  );
-  await admin.flushall();
-  return {
+  log(`growth: seeded ${small} + ${GROWTH_KEYS} sessions in ${seedSeconds.toFixed(1)} s`);
+
+  const sources = (size: 'small' | 'large'): NextCall => {
+    const stored = size === 'small' ? small : GROWTH_KEYS;
+    // 1000 sessions spread over the whole store, so the lookups touch all of its hash table.
+    const pool = Array.from({ length: 1000 }, () => tokenOf(Math.floor(Math.random() * stored)));
+    let i = 0;
+    return () => {
+      const token = pool[i++ % pool.length]!;
+      return () => stores[size].get(token);
+    };
+  };
+  const next = { small: sources('small'), large: sources('large') };
+  for (const size of ['small', 'large'] as const) {
+    const call = next[size]();
+    if (call === null || (await call()) === null) throw new Error('a seeded session did not load');
+    await throughput(next[size], CONCURRENCY, Math.min(OP_MS, 1000)); // warm-up and first renewals
+  }
+  const samples = {
+    small: { ops: [] as number[], micros: [] as number[] },
+    large: { ops: [] as number[], micros: [] as number[] },
+  };
+  for (let round = 0; round < 5; round++) {
+    for (const size of ['small', 'large'] as const) {
+      samples[size].micros.push(await solo(next[size], OP_MS / 2));
+      samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 2));
+    }
+  }
+  const med = (values: number[]): number => values.sort((p, q) => p - q)[values.length >> 1]!;
+  const result: GrowthResult = {
     small,
     large: GROWTH_KEYS,
     seedSeconds,
-    smallOpsPerSecond: atSmall.ops,
-    largeOpsPerSecond: atLarge.ops,
-    smallSoloMicros: atSmall.micros,
-    largeSoloMicros: atLarge.micros,
+    smallOpsPerSecond: med(samples.small.ops),
+    largeOpsPerSecond: med(samples.large.ops),
+    smallSoloMicros: med(samples.small.micros),
+    largeSoloMicros: med(samples.large.micros),
     usedMemoryLargeMiB: used / 2 ** 20,
   };
+  log(`growth: ${result.smallOpsPerSecond.toFixed(0)} vs ${result.largeOpsPerSecond.toFixed(0)} get/s`);
+  await admin.flushall();
+  await Promise.all([...Object.values(seeders), ...Object.values(readers)].map((r) => r.quit()));
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,7 +453,7 @@ async function lifetimes(): Promise<LifetimeRow[]> {
   const bound = QUICK ? 8000 : 15_000;
   const scenarios: Array<{ what: string; prefix: string; use: (prefix: string) => Promise<void> }> = [
     {
-      what: 'sessions (idle 1 s, absolute 2 s): create ×30 over 3 users, get, update, revokeAll of one',
+      what: 'sessions (idle 1 s, absolute 2 s): create ×30 over 3 users, get, update, refresh issue and rotate ×3, revokeAll of one',
       prefix: 'lt-s',
       async use(prefix) {
         const sessions = new SessionStore<{ theme: string }>({
@@ -421,6 +469,14 @@ async function lifetimes(): Promise<LifetimeRow[]> {
         );
         await Promise.all(created.slice(0, 10).map((c) => sessions.get(c.token)));
         await Promise.all(created.slice(10, 20).map((c) => sessions.update(c.token, { theme: 'light' })));
+        const refresh = new RefreshTokens({ redis: plain, prefix, secret });
+        await Promise.all(
+          created.slice(20, 30).map(async (c) => {
+            let token = await refresh.issue(c.session);
+            for (let i = 0; i < 3 && token !== null; i++)
+              token = (await refresh.rotate(token))?.token ?? null;
+          }),
+        );
         await sessions.revokeAllForUser('lt-user-2');
       },
     },
@@ -533,7 +589,6 @@ async function main(): Promise<void> {
   const grow = await growth();
   notes.push(
     `Throughput with ${CONCURRENCY} calls in flight on one ioredis connection; "alone" = one call at a time.`,
-    'Refresh-token rotation is not measured: no RefreshTokens store in @latchkey/core yet.',
   );
   const result: StoreResults = { ops, growth: grow, memory: mem, lifetimes: life, notes };
   process.send?.({ type: 'result', result });

@@ -166,8 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redis = { kind: 'cluster', nodes };
   }
 
-  const publicOrigin = get('PUBLIC_ORIGIN');
-  if (publicOrigin !== undefined) origin('PUBLIC_ORIGIN', publicOrigin);
+  const publicOriginText = get('PUBLIC_ORIGIN');
+  const publicOrigin = publicOriginText === undefined ? undefined : origin('PUBLIC_ORIGIN', publicOriginText);
   const csrfTrustedOrigins = (get('CSRF_TRUSTED_ORIGINS') ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -213,15 +213,23 @@ function integer(name: string, text: string | undefined, fallback: number, min: 
   return Number(text);
 }
 
-/** `scheme://host[:port]` with nothing else (an origin as browsers send it). */
+/** `scheme://host[:port]` with nothing else (an origin as browsers send it), normalized. */
 function origin(name: string, text: string): string {
-  let url: URL;
+  let url: URL | undefined;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(`${name} must hold origins like https://example.com, got "${text}"`);
+    url = undefined;
   }
-  if (url.origin === 'null' || url.origin !== text.replace(/\/$/, '')) {
+  const bare =
+    url !== undefined &&
+    url.origin !== 'null' &&
+    url.username === '' &&
+    url.password === '' &&
+    url.pathname === '/' &&
+    url.search === '' &&
+    url.hash === '';
+  if (url === undefined || !bare) {
     throw new ConfigError(`${name} must hold origins like https://example.com, got "${text}"`);
   }
   return url.origin;

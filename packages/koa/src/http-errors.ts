@@ -1,5 +1,6 @@
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { isLatchkeyError, type LatchkeyErrorCode } from '@latchkey/core';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 
 /** How one latchkey error code answers over HTTP. */
 export interface HttpMapping {
@@ -52,9 +53,10 @@ export interface LatchkeyErrorsOptions {
 
 /**
  * Maps latchkey errors to JSON `{ error, message }` answers with the status of {@link HTTP_ERRORS}:
- * a store outage is 503 with `Retry-After: 1`, never 500. Other errors thrown with `ctx.throw(status)`
- * keep their status with a JSON body; anything unexpected is 500 `internal_error` without details.
- * Mount it first.
+ * a store outage is 503 with `Retry-After: 1`, never 500 (also for an error thrown by a second copy
+ * of `@latchkey/core`). Other errors thrown with `ctx.throw(status)` keep their status, their headers
+ * and a JSON body; as in Koa, the message shows only when the error has `expose: true`. Anything
+ * unexpected is 500 `internal_error` without details. Mount it first.
  *
  * @example
  * app.use(latchkeyErrors());
@@ -64,8 +66,8 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
     try {
       await next();
     } catch (error) {
-      if (isLatchkeyError(error)) {
-        const mapping = HTTP_ERRORS[error.code];
+      const mapping = latchkeyMapping(error);
+      if (mapping !== undefined) {
         ctx.status = mapping.status;
         ctx.body = { error: mapping.error, message: mapping.message };
         if (mapping.status === 503) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
@@ -79,8 +81,7 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
         // Like Koa's own error handler: headers an HttpError carries (Allow, WWW-Authenticate) are sent.
         if (expose.headers !== null && typeof expose.headers === 'object') {
           for (const [name, value] of Object.entries(expose.headers) as Array<[string, unknown]>) {
-            if (typeof value === 'string') ctx.set(name, value);
-            else if (Array.isArray(value)) ctx.set(name, value.map(String));
+            setHeaderSafely(ctx, name, value);
           }
         }
         ctx.body = {
@@ -88,10 +89,10 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
             typeof expose.code === 'string' && /^[a-z_]+$/.test(expose.code)
               ? expose.code
               : defaultCode(status),
+          // As Koa: only an error that says so (an HttpError's `expose`) shows its message. Others
+          // may quote internals, or the raw body (a JSON parser's SyntaxError carrying status 400).
           message:
-            expose.expose !== false && typeof expose.message === 'string'
-              ? expose.message
-              : 'request refused',
+            expose.expose === true && typeof expose.message === 'string' ? expose.message : 'request refused',
         };
         return;
       }
@@ -102,11 +103,54 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
   };
 }
 
+/**
+ * The answer for a latchkey error, or undefined for any other error. Recognized by its class chain,
+ * not `instanceof` alone: an error from a second copy of `@latchkey/core` (dist next to src, two
+ * versions in node_modules) must still be a 503, not a 500. A code this table does not know (a newer
+ * core) is a 500 `internal_error`, reported, never a crash of the handler itself.
+ */
+function latchkeyMapping(error: unknown): HttpMapping | undefined {
+  if (!isLatchkeyError(error) && !inheritsLatchkeyError(error)) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && Object.hasOwn(HTTP_ERRORS, code)) {
+    return HTTP_ERRORS[code as LatchkeyErrorCode];
+  }
+  return INTERNAL;
+}
+
+const INTERNAL: HttpMapping = Object.freeze({
+  status: 500,
+  error: 'internal_error',
+  message: 'internal error',
+});
+
+function inheritsLatchkeyError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  for (let proto = Object.getPrototypeOf(error); proto !== null; proto = Object.getPrototypeOf(proto)) {
+    if (Object.hasOwn(proto, 'constructor') && proto.constructor?.name === 'LatchkeyError') return true;
+  }
+  return false;
+}
+
 function httpStatusOf(error: unknown): number | undefined {
   if (error === null || typeof error !== 'object') return undefined;
   const { status, statusCode } = error as { status?: unknown; statusCode?: unknown };
   const value = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : undefined;
-  return value !== undefined && value >= 400 && value <= 599 ? value : undefined;
+  // Koa's status setter throws on anything but a whole number: that would escape this handler.
+  return value !== undefined && Number.isInteger(value) && value >= 400 && value <= 599 ? value : undefined;
+}
+
+/** Sets one header an error carries; a name or value Node refuses is dropped, never thrown. */
+function setHeaderSafely(ctx: Context, name: string, value: unknown): void {
+  const text = typeof value === 'string' ? value : Array.isArray(value) ? value.map(String) : undefined;
+  if (text === undefined) return;
+  try {
+    validateHeaderName(name);
+    for (const one of Array.isArray(text) ? text : [text]) validateHeaderValue(name, one);
+  } catch {
+    return;
+  }
+  ctx.set(name, text);
 }
 
 function defaultCode(status: number): string {

@@ -116,6 +116,97 @@ latchkeyErrorsSuite('a 4xx error that is not to be exposed does not show its mes
   }
 });
 
+latchkeyErrorsSuite(
+  'a 4xx error that does not say expose: true keeps its message to itself, as in Koa',
+  async () => {
+    // A JSON parser's error: status 400, no `expose`, and V8's message quotes the raw body.
+    const parseError = Object.assign(new SyntaxError('Unexpected token s in JSON: "secret-password"'), {
+      status: 400,
+    });
+    const { server } = await appThrowing(() => parseError);
+    try {
+      const response = await server.request('/');
+      assert.is(response.status, 400);
+      const text = await response.text();
+      assert.equal(JSON.parse(text), { error: 'invalid_request', message: 'request refused' });
+      assert.not.match(text, /secret-password/);
+    } finally {
+      await server.close();
+    }
+  },
+);
+
+latchkeyErrorsSuite(
+  'a latchkey error from a second copy of @latchkey/core is still mapped (503, not 500)',
+  async () => {
+    // What a second copy of the package would throw: the same class names, a different class identity.
+    class LatchkeyError extends Error {
+      readonly code: string;
+      constructor(code: string, message: string) {
+        super(message);
+        this.code = code;
+      }
+    }
+    class StoreUnavailableError extends LatchkeyError {
+      constructor() {
+        super('ERR_STORE_UNAVAILABLE', 'Redis did not answer session-get within 1000 ms');
+      }
+    }
+    const { server, seen } = await appThrowing(() => new StoreUnavailableError());
+    try {
+      const response = await server.request('/');
+      assert.is(response.status, 503);
+      assert.is(response.headers.get('retry-after'), '1');
+      assert.equal(await response.json(), {
+        error: 'unavailable',
+        message: 'the service is temporarily unavailable',
+      });
+      assert.is(seen.length, 1);
+    } finally {
+      await server.close();
+    }
+    const newer = await appThrowing(() => new LatchkeyError('ERR_FROM_A_NEWER_CORE', 'detail'));
+    try {
+      const response = await newer.server.request('/');
+      assert.is(response.status, 500, 'a code the table does not know');
+      assert.equal(await response.json(), { error: 'internal_error', message: 'internal error' });
+      assert.is(newer.seen.length, 1);
+    } finally {
+      await newer.server.close();
+    }
+  },
+);
+
+latchkeyErrorsSuite(
+  'a broken status or header on a thrown error never escapes as a plain-text 500',
+  async () => {
+    const cases: Array<[unknown, number]> = [
+      [Object.assign(new Error('x'), { status: 400.5 }), 500],
+      [Object.assign(new Error('x'), { status: 429, expose: true, headers: { 'Retry-After': 'a\nb' } }), 429],
+      [
+        Object.assign(new Error('x'), {
+          status: 401,
+          expose: true,
+          headers: { 'bad name': 'v', Ok: ['1', '2'] },
+        }),
+        401,
+      ],
+    ];
+    for (const [error, status] of cases) {
+      const { server } = await appThrowing(() => error);
+      try {
+        const response = await server.request('/');
+        assert.is(response.status, status);
+        assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
+        assert.type(((await response.json()) as { error: unknown }).error, 'string');
+        if (status === 401) assert.is(response.headers.get('ok'), '1, 2', 'the valid header still goes out');
+      } finally {
+        await server.close();
+      }
+    }
+  },
+);
+
 const table = suite('HTTP_ERRORS');
 
 table('maps every code to a JSON error code, and no infrastructure failure to 500', () => {

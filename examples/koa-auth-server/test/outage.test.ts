@@ -139,4 +139,38 @@ outage(
   },
 );
 
+outage(
+  'a hung Redis (paused, connection open) also answers 503 within 2 s, and recovers',
+  async ({ app, server }) => {
+    if (!realBackendsAvailable()) return;
+    const client = app.client();
+    await eventually(async () => (await client.get('/healthz')).status === 200, 10_000, 'Redis to be up');
+    const user = await signUp(client);
+    const pid = server.pid;
+    assert.ok(pid !== null);
+    process.kill(pid as number, 'SIGSTOP');
+    try {
+      for (const [name, request] of [
+        ['me', () => client.get('/auth/me')],
+        ['login', () => app.client().post('/auth/login', { email: user.email, password: user.password })],
+        ['refresh', () => app.client().post('/auth/refresh', { refreshToken: user.refreshToken })],
+        ['healthz', () => client.get('/healthz')],
+      ] as const) {
+        const started = performance.now();
+        const reply = await request();
+        const ms = performance.now() - started;
+        assert.is(reply.status, 503, name);
+        assert.ok(ms < 2000, `${name} took ${Math.round(ms)} ms`);
+      }
+    } finally {
+      process.kill(pid as number, 'SIGCONT');
+    }
+    await eventually(
+      async () => (await client.get('/auth/me')).status === 200,
+      10_000,
+      'the session to be served again',
+    );
+  },
+);
+
 outage.run();

@@ -1,4 +1,5 @@
-import { InvalidOptionError, SessionStore } from '@latchkey/core';
+import { request as httpRequest } from 'node:http';
+import { InvalidOptionError, SessionStore, StoreUnavailableError } from '@latchkey/core';
 import { createFakeRedis } from '@latchkey/testing';
 import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
 import Koa from 'koa';
@@ -256,6 +257,36 @@ backendSuite('session middleware', (test) => {
     }
   });
 
+  test('the session cookie on two separate Cookie header lines counts twice too', async (context) => {
+    const app = await sessionApp(context);
+    try {
+      const alice = await logIn(app, 'alice');
+      const mallory = await logIn(app, 'mallory');
+      /** GET /me with the given Cookie lines sent as separate header lines. */
+      const meWithLines = (lines: string[]) =>
+        new Promise<unknown>((resolve, reject) => {
+          const req = httpRequest(`${app.server.origin}/me`, { headers: { cookie: lines } }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => {
+              text += chunk;
+            });
+            res.on('end', () => resolve((JSON.parse(text) as { session: unknown }).session));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const trips = await context.roundTrips.measure(async () => {
+        assert.is(await meWithLines([alice, mallory]), null);
+        assert.is(await meWithLines([`theme=x; ${mallory}`, `${alice}; other=1`]), null);
+      });
+      assert.is(trips, 0);
+      assert.is(((await meWithLines(['theme=x', alice])) as { userId: string }).userId, 'alice');
+    } finally {
+      await app.server.close();
+    }
+  });
+
   test('logging in over an existing session revokes it and issues a new one', async (context) => {
     const app = await sessionApp(context);
     try {
@@ -438,6 +469,56 @@ options('refuses unsafe or malformed cookie options, naming the option', async (
   redis.disconnect();
 });
 
+const failing = suite('session middleware when the store fails after the load');
+
+failing('logOut answers 503 and leaves the cookie alone when the destroy cannot reach Redis', async () => {
+  const token = `v1.${'A'.repeat(43)}.${'B'.repeat(22)}.${'C'.repeat(43)}`;
+  const loaded = {
+    id: 'B'.repeat(22),
+    userId: 'alice',
+    data: {},
+    createdAt: 0,
+    authenticatedAt: 0,
+    lastSeenAt: 0,
+    expiresAt: Number.MAX_SAFE_INTEGER,
+    idleExpiresAt: Number.MAX_SAFE_INTEGER,
+    absoluteExpiresAt: Number.MAX_SAFE_INTEGER,
+  };
+  const outage = () => Promise.reject(new StoreUnavailableError('Redis did not answer'));
+  // Loads work, every write fails: what a Redis that dies mid-request looks like.
+  const store = {
+    get: async () => loaded,
+    destroy: outage,
+    create: outage,
+    update: outage,
+    regenerate: outage,
+  } as unknown as SessionStore<Data>;
+  const app = new Koa<SessionState<Data>>();
+  app.use(latchkeyErrors());
+  app.use(session({ store }));
+  app.use(async (ctx) => {
+    if (ctx.path === '/logout') await ctx.state.sessions.logOut();
+    if (ctx.path === '/login') await ctx.state.sessions.logIn('bob', {});
+    if (ctx.path === '/regenerate') await ctx.state.sessions.regenerate();
+    ctx.status = 204;
+  });
+  const server = await serve(app);
+  try {
+    for (const path of ['/logout', '/login', '/regenerate']) {
+      const response = await server.request(path, {
+        method: 'POST',
+        headers: { cookie: `__Host-sid=${token}` },
+      });
+      assert.is(response.status, 503, path);
+      assert.is(response.headers.get('retry-after'), '1', path);
+      assert.equal(response.headers.getSetCookie(), [], `${path}: the cookie is neither set nor cleared`);
+      await response.arrayBuffer();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 const readme = suite('README quick start');
 
 readme(
@@ -481,4 +562,5 @@ readme(
 );
 
 options.run();
+failing.run();
 readme.run();

@@ -12,6 +12,7 @@ import {
   type SessionState,
   session,
 } from '../src/index.js';
+import { cookieValues } from '../src/internal/cookies.js';
 import { cookieAttributes, cookieValue, serve, setCookies, type TestServer } from './support/http-client.js';
 
 type Data = { theme?: string; visits?: number; cart?: string[] };
@@ -469,6 +470,26 @@ options('refuses unsafe or malformed cookie options, naming the option', async (
   redis.disconnect();
 });
 
+const parsing = suite('Cookie header parsing');
+
+parsing('finds each occurrence of the exact name, trimmed, and stops after two', () => {
+  assert.equal(cookieValues(undefined, 'sid'), []);
+  assert.equal(cookieValues('', 'sid'), []);
+  assert.equal(cookieValues('xsid=1; sidx=2; SID=3; sid', 'sid'), []);
+  assert.equal(cookieValues(' sid = a ;b=c', 'sid'), ['a']);
+  assert.equal(cookieValues('a=b; sid=1; c=d; sid=2; sid=3', 'sid'), ['1', '2']);
+  assert.equal(cookieValues('sid=a=b', 'sid'), ['a=b']);
+  assert.equal(cookieValues('=sid; sid=x', 'sid'), ['x']);
+});
+
+parsing('a header of many pairs without "=" is parsed in linear time', () => {
+  const header = `${';'.repeat(1_000_000)}sid=x`;
+  const started = performance.now();
+  assert.equal(cookieValues(header, 'sid'), ['x']);
+  // Linear: a few ms. Searching for '=' to the end of the header from every pair took seconds.
+  assert.ok(performance.now() - started < 500, `${Math.round(performance.now() - started)} ms`);
+});
+
 const failing = suite('session middleware when the store fails after the load');
 
 failing('logOut answers 503 and leaves the cookie alone when the destroy cannot reach Redis', async () => {
@@ -562,5 +583,6 @@ readme(
 );
 
 options.run();
+parsing.run();
 failing.run();
 readme.run();

@@ -67,11 +67,6 @@ export interface AppDeps {
   readonly prefix?: string;
   /** argon2id costs; lower them in tests only. */
   readonly passwordHashing?: PasswordHashingOptions;
-  /**
-   * Middleware mounted before the API router (the browser page).
-   * @default none
-   */
-  readonly before?: readonly Middleware[];
 }
 
 /** The most a `/healthz` probe waits for Redis, in ms. */
@@ -159,9 +154,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     }),
   );
   app.use(jsonFallbacks());
-  // browser page (GET /): mounted here, ahead of the router (and `deps.before` after it).
+  // browser page (GET /): ahead of the API router.
   app.use(browserPage() as Mw);
-  for (const middleware of deps.before ?? []) app.use(middleware as Mw);
 
   const router = new Router<AppState>();
 

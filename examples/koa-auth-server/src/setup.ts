@@ -1,6 +1,5 @@
 import { type Clock, generateDevelopmentKey, KeyRing, type RedisClient, ServerSecret } from '@latchkey/core';
 import type Koa from 'koa';
-import type { Middleware } from 'koa';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
@@ -18,7 +17,6 @@ export interface AssembleOptions {
   readonly clock?: Clock;
   readonly prefix?: string;
   readonly passwordHashing?: PasswordHashingOptions;
-  readonly before?: readonly Middleware[];
 }
 
 /** An app with everything it was built from. */
@@ -85,7 +83,6 @@ export async function assemble(options: AssembleOptions): Promise<Assembled> {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     ...(options.passwordHashing === undefined ? {} : { passwordHashing: options.passwordHashing }),
-    ...(options.before === undefined ? {} : { before: options.before }),
   });
   return {
     app: app as unknown as Koa,

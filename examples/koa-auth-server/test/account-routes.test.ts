@@ -228,6 +228,23 @@ verify(
   },
 );
 
+verify(
+  'request over the issue cap (5 an hour) is 429 with the wait until a slot frees',
+  async ({ app, clock }) => {
+    const client = app.client();
+    const user = await signUp(client);
+    for (let i = 0; i < 5; i++) {
+      assert.is((await client.post('/auth/verify-email/request')).status, 202, `code ${i + 1}`);
+      clock.advance(61_000);
+    }
+    const capped = await client.post('/auth/verify-email/request');
+    assert.is(capped.status, 429);
+    const wait = Number(capped.headers.get('retry-after'));
+    assert.ok(wait > 60 && wait <= 3600, String(wait));
+    assert.is(app.outbox?.list(user.email).length, 5);
+  },
+);
+
 verify('confirm with the code: 200 {"emailVerified":true}, and /auth/me shows it', async ({ app }) => {
   const client = app.client();
   const user = await signUp(client);
@@ -334,6 +351,42 @@ reset('request inside the cooldown answers the same 202 and sends nothing', asyn
   assert.equal(again.body, { status: 'sent' });
   assert.is(app.outbox?.list(user.email).length, 1);
 });
+
+reset('request over the issue cap answers the same 202 and sends nothing', async ({ app, clock }) => {
+  const user = await signUp(app.client());
+  for (let i = 0; i < 6; i++) {
+    const reply = await app.client().post('/auth/password-reset/request', { email: user.email });
+    assert.is(reply.status, 202);
+    assert.equal(reply.body, { status: 'sent' });
+    clock.advance(61_000);
+  }
+  assert.is(app.outbox?.list(user.email).length, 5);
+});
+
+reset(
+  'once the failure budget (10 per 24 h) is spent, no code works and nothing more is sent until it recovers',
+  async ({ app, clock }) => {
+    const user = await signUp(app.client());
+    const attempt = (code: string) =>
+      app
+        .client()
+        .post('/auth/password-reset/confirm', { email: user.email, code, newPassword: 'brand new pw' });
+    for (let round = 0; round < 2; round++) {
+      await app.client().post('/auth/password-reset/request', { email: user.email });
+      const code = lastCode(app, user.email, 'password-reset');
+      const wrong = code === '000000' ? '111111' : '000000';
+      for (let i = 0; i < 5; i++) assert.is((await attempt(wrong)).status, 400);
+      clock.advance(61_000);
+    }
+    const sent = app.outbox?.list(user.email).length;
+    assert.is((await app.client().post('/auth/password-reset/request', { email: user.email })).status, 202);
+    assert.is(app.outbox?.list(user.email).length, sent, 'nothing sent while the budget is spent');
+    clock.advance(24 * 3600_000);
+    await app.client().post('/auth/password-reset/request', { email: user.email });
+    assert.is(app.outbox?.list(user.email).length, (sent ?? 0) + 1, 'sent again once it recovered');
+    assert.is((await attempt(lastCode(app, user.email, 'password-reset'))).status, 204);
+  },
+);
 
 reset('request past RESET_MAX_PER_IP is 429 too_many_attempts', async ({ app }) => {
   const client = app.client();

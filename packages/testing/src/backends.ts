@@ -138,7 +138,10 @@ export function backendSuite(
   const fromEnv = process.env['LATCHKEY_TEST_BACKENDS']?.split(',').map((s) => s.trim()) as
     | BackendKind[]
     | undefined;
-  const kinds = options.backends ?? fromEnv ?? ALL_BACKENDS;
+  // A suite's own list says where it can run; the environment narrows that further, never widens it.
+  const kinds = (options.backends ?? ALL_BACKENDS).filter(
+    (kind) => fromEnv === undefined || fromEnv.includes(kind),
+  );
   for (const kind of kinds) {
     if (kind !== 'fake' && !realBackendsAvailable()) {
       if (REQUIRE) {

@@ -27,7 +27,11 @@ const IMPLICIT_ASSERTION = new TextEncoder().encode('latchkey/access-token/v1');
 const TOKEN = /^v4\.public\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)$/;
 /** Footer bytes read before verification (to pick the key): `{"kid":"<64 chars>"}` fits in 128. */
 const MAX_FOOTER_CHARS = Math.ceil((128 * 4) / 3);
-const KID = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * The one footer latchkey writes, byte for byte (`JSON.stringify({ kid })` of a valid key id). Read
+ * before the signature is checked, so nothing looser than this exact shape is parsed.
+ */
+const FOOTER = /^\{"kid":"([A-Za-z0-9._-]{1,64})"\}$/;
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_USER_ID_LENGTH = 1024;
 const MAX_TTL_MS = 24 * 3600_000;
@@ -232,6 +236,7 @@ export class AccessTokens {
   readonly #ring: KeyRing;
   readonly #revocations: RevocationList;
   readonly #cache: LruMap<string, Verified> | null;
+  readonly #cacheMaxTokenLength: number;
   #cacheRingVersion = -1;
   #cacheHits = 0;
   #cacheMisses = 0;
@@ -247,6 +252,7 @@ export class AccessTokens {
     this.#options = resolveOptions(options, clockToleranceMs);
     this.#revocations = new RevocationList(options);
     this.#cache = this.#options.cache === null ? null : new LruMap(this.#options.cache.maxEntries);
+    this.#cacheMaxTokenLength = this.#options.cache?.maxTokenLength ?? 0;
   }
 
   /**
@@ -409,17 +415,20 @@ export class AccessTokens {
     const ring = keyRingState(this.#ring);
     const cache = this.#cache;
     if (cache !== null) {
-      if (this.#cacheRingVersion !== ring.version) {
-        cache.clear();
-        this.#cacheRingVersion = ring.version;
-      }
-      const hit = cache.get(token);
-      if (hit !== undefined) {
-        if (now <= hit.expiresAt && now >= hit.notBefore) {
-          this.#cacheHits++;
-          return hit;
+      // A token too long to be cached is never looked up either (hashing it as a key costs for nothing).
+      if (token.length <= this.#cacheMaxTokenLength) {
+        if (this.#cacheRingVersion !== ring.version) {
+          cache.clear();
+          this.#cacheRingVersion = ring.version;
         }
-        cache.delete(token);
+        const hit = cache.get(token);
+        if (hit !== undefined) {
+          if (now <= hit.expiresAt && now >= hit.notBefore) {
+            this.#cacheHits++;
+            return hit;
+          }
+          cache.delete(token);
+        }
       }
       this.#cacheMisses++;
     }
@@ -455,8 +464,7 @@ export class AccessTokens {
     const cache = this.#cache;
     if (
       cache !== null &&
-      this.#options.cache !== null &&
-      token.length <= this.#options.cache.maxTokenLength &&
+      token.length <= this.#cacheMaxTokenLength &&
       this.#cacheRingVersion === ringVersion
     ) {
       cache.set(token, verified);
@@ -477,6 +485,9 @@ export class AccessTokens {
     if (!Number.isFinite(expiresAt) || !Number.isFinite(issuedAt) || !Number.isFinite(notBeforeClaim)) {
       return 'claims';
     }
+    // issue() never signs a longer life: a token that claims one was not minted by this code path
+    // (a leaked key, a foreign signer), and must not sit in the cache until a far-off exp.
+    if (expiresAt - issuedAt > MAX_TTL_MS) return 'claims';
     const tag = userTag(sub);
     const { keys } = this.#ctx;
     return Object.freeze({
@@ -504,27 +515,25 @@ function toInstant(value: unknown): number {
   return Number(text);
 }
 
-/** Reads the key id from a footer before verification: size-capped, strict JSON `{"kid":"…"}`. */
+/**
+ * Reads the key id from a footer before verification: size-capped, and exactly `{"kid":"…"}` (no
+ * other member, no whitespace, no duplicate key) — never a general JSON parse of unauthenticated bytes.
+ */
 function kidOf(footer: string): string | null {
   if (footer.length > MAX_FOOTER_CHARS) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(footer, 'base64url').toString('utf8'));
-  } catch {
-    return null;
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return null;
-  const entries = Object.keys(parsed);
-  const kid = (parsed as { kid?: unknown }).kid;
-  if (entries.length !== 1 || typeof kid !== 'string' || !KID.test(kid)) return null;
-  return kid;
+  const match = FOOTER.exec(Buffer.from(footer, 'base64url').toString('latin1'));
+  return match === null ? null : (match[1] as string);
 }
 
 /** Maps paseto's errors to failure reasons; anything else (a runtime without Ed25519) propagates. */
 function failureOf(error: unknown): AccessTokenFailure {
   if (error instanceof ClaimValidationError) {
+    // Only the time checks themselves; a malformed date in these claims is a bad claim.
     if (error.claim === 'exp' && error.message.includes('expired')) return 'expired';
-    if (error.claim === 'nbf' || (error.claim === 'iat' && error.message.includes('future'))) {
+    if (
+      (error.claim === 'nbf' && error.message.includes('not active')) ||
+      (error.claim === 'iat' && error.message.includes('future'))
+    ) {
       return 'not_yet_valid';
     }
     return 'claims';

@@ -5,7 +5,7 @@ import {
   StoreFailedError,
 } from './errors.js';
 import { emitSafely } from './events.js';
-import { hmac, randomSecret, sha256 } from './internal/crypto.js';
+import { hmac, randomSecret } from './internal/crypto.js';
 import {
   positiveInt,
   resolveStoreOptions,
@@ -25,6 +25,7 @@ import {
   readSession,
   revokeSessionById,
   type Session,
+  secretDigest,
 } from './sessions.js';
 
 /**
@@ -147,7 +148,7 @@ export class RefreshTokens {
     const reply = await this.#ctx.runner.run(
       refreshIssue,
       [keys.session(tag, id), keys.retiredRefresh(tag, id), keys.revokeBefore(tag)],
-      [String(this.#ctx.clock.now()), sha256(secret), String(this.#options.maxRetired)],
+      [String(this.#ctx.clock.now()), secretDigest(secret), String(this.#options.maxRetired)],
     );
     return toInt(reply) === 1 ? (`r1.${tag}.${id}.${secret}` as RefreshToken) : null;
   }
@@ -190,8 +191,8 @@ export class RefreshTokens {
       [
         sessionId,
         String(now),
-        sha256(parsed.secret),
-        sha256(successorSecret),
+        secretDigest(parsed.secret),
+        secretDigest(successorSecret),
         String(this.#options.graceMs),
         String(this.#options.maxRetired),
       ],
@@ -245,7 +246,7 @@ export class RefreshTokens {
         keys.sessionIndex(tag),
         keys.revokeBefore(tag),
       ],
-      [sessionId, sha256(parsed.secret), String(now)],
+      [sessionId, secretDigest(parsed.secret), String(now)],
     );
     if (!Array.isArray(reply) || toInt(reply[0]) !== 1) return false;
     emitSafely(this.#ctx.onEvent, {

@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'node:crypto';
 import {
   InvalidInputError,
   InvalidOptionError,
@@ -168,11 +169,14 @@ const LONE_SURROGATE = /\p{Cs}/u;
 export class SessionStore<Data extends Record<string, unknown> = Record<string, unknown>> {
   readonly #ctx: StoreContext;
   readonly #options: ResolvedSessionOptions;
+  /** `lastSeenResolutionMs` as the script argument, built once (get is the hot path). */
+  readonly #resolutionArg: string;
 
   /** @throws {InvalidOptionError} when an option breaks its rule (the message names it). */
   constructor(options: SessionStoreOptions) {
     this.#ctx = resolveStoreOptions(options);
     this.#options = resolveSessionOptions(options);
+    this.#resolutionArg = String(this.#options.lastSeenResolutionMs);
   }
 
   /** The resolved options (frozen). */
@@ -235,6 +239,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const { args: dataArgs, bytes } = encodeData(data, false);
     if (bytes > o.maxDataBytes) throw new SessionDataTooLargeError(o.maxDataBytes);
 
+    const dataText = encodedToText(dataArgs);
     const tag = userTag(userId);
     const sessionId = randomId();
     const secret = randomSecret();
@@ -248,7 +253,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
         [
           sessionId,
           userId,
-          sha256(secret),
+          secretDigest(secret),
           String(now),
           String(authenticatedAt),
           String(idleTimeoutMs),
@@ -258,8 +263,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
           String(o.maxSessionsPerUser),
           ip ?? '',
           userAgent ?? '',
-          String(bytes),
-          ...dataArgs,
+          dataText,
         ],
       ),
     );
@@ -277,7 +281,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const session: Session<Data> = {
       id: sessionId,
       userId,
-      data: decodeData(encodedToText(dataArgs)) as Data,
+      data: decodeData(dataText) as Data,
       createdAt: now,
       authenticatedAt,
       lastSeenAt: now,
@@ -314,7 +318,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
         keys.sessionIndex(tag),
         keys.revokeBefore(tag),
       ],
-      [sha256(parsed.secret), String(now), String(this.#options.lastSeenResolutionMs), sessionId],
+      [secretDigest(parsed.secret), String(now), this.#resolutionArg, sessionId],
     );
     return this.#found(reply, sessionId, now);
   }
@@ -350,14 +354,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
         keys.sessionIndex(tag),
         keys.revokeBefore(tag),
       ],
-      [
-        sha256(parsed.secret),
-        String(now),
-        String(this.#options.lastSeenResolutionMs),
-        sessionId,
-        String(max),
-        ...args,
-      ],
+      [secretDigest(parsed.secret), String(now), this.#resolutionArg, sessionId, String(max), ...args],
     );
     if (Array.isArray(reply) && reply[0] === -2) throw new SessionDataTooLargeError(max);
     return this.#found(reply, sessionId, now);
@@ -385,7 +382,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const reply = await this.#ctx.runner.run(
       sessionRegenerate,
       [keys.sessionBase(tag), keys.retiredRefreshBase(tag), keys.sessionIndex(tag), keys.revokeBefore(tag)],
-      [sessionId, sha256(parsed.secret), String(now), newId, sha256(secret)],
+      [sessionId, secretDigest(parsed.secret), String(now), newId, secretDigest(secret)],
     );
     const session = this.#found(reply, newId, now, sessionId);
     if (session === null) return null;
@@ -423,7 +420,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
         keys.sessionIndex(tag),
         keys.revokeBefore(tag),
       ],
-      [sha256(parsed.secret), String(now), sessionId],
+      [secretDigest(parsed.secret), String(now), sessionId],
     );
     if (!Array.isArray(reply)) return false;
     const userId = String(reply[1]);
@@ -579,6 +576,18 @@ function resolveSessionOptions(options: SessionStoreOptions): ResolvedSessionOpt
   });
 }
 
+type OneShotHash = (algorithm: string, data: string, encoding: 'base64url') => string;
+/** `crypto.hash` (Node ≥ 20.12): a one-shot digest, ~3× cheaper than createHash on the hot path. */
+const oneShotHash = (nodeCrypto as { hash?: OneShotHash }).hash;
+
+/**
+ * @internal The digest of a token's secret part, as stored (`m:tok`, `r:*`): base64url SHA-256, the
+ * same value as `sha256()` of internal/crypto.
+ */
+export function secretDigest(secret: string): string {
+  return oneShotHash === undefined ? sha256(secret) : oneShotHash('sha256', secret, 'base64url');
+}
+
 /** @internal The parts of a session token; the secret never leaves this module and refresh-tokens. */
 export interface ParsedToken {
   readonly tag: string;
@@ -690,13 +699,15 @@ function decodeData(text: string): Record<string, unknown> {
   if (text === '') return data;
   const parts = text.split('\u0000');
   for (let i = 0; i + 1 < parts.length; i += 2) {
-    // defineProperty, not assignment: a field named "__proto__" must stay a field, never a prototype.
-    Object.defineProperty(data, parts[i] as string, {
-      value: JSON.parse(parts[i + 1] as string),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    const name = parts[i] as string;
+    const value: unknown = JSON.parse(parts[i + 1] as string);
+    // Assignment is the fast path (get is hot); a field named "__proto__" must stay a field, never
+    // become the prototype, so that one name goes through defineProperty.
+    if (name === '__proto__') {
+      Object.defineProperty(data, name, { value, enumerable: true, writable: true, configurable: true });
+    } else {
+      data[name] = value;
+    }
   }
   return data;
 }

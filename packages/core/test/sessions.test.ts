@@ -13,6 +13,8 @@ import {
   StoreUnavailableError,
   userTag,
 } from '../src/index.js';
+import { sha256 } from '../src/internal/crypto.js';
+import { secretDigest } from '../src/sessions.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -107,6 +109,12 @@ unit('the constructor validates every option and names it', () => {
     clockSkewMs: MIN,
   });
   assert.ok(Object.isFrozen(defaults));
+});
+
+unit('secretDigest() is the base64url SHA-256 of internal/crypto, on every Node version', () => {
+  for (const secret of ['', 'A'.repeat(43), 'ü😀']) {
+    assert.is(secretDigest(secret), sha256(secret));
+  }
 });
 
 unit.run();
@@ -459,6 +467,41 @@ backendSuite('SessionStore.update', (test) => {
     });
   });
 
+  test('merges awkward names and values exactly, keeping field order', async (ctx) => {
+    const sessions = store(ctx);
+    const awkward: Data = {
+      '': 'empty name',
+      a: { nested: { b: [1, ',', '"', '\\'] } },
+      ab: 'a prefix of this name is another name',
+      'ü😀 "q" \\ :,{}': 'ü😀\u0000\u0001\n',
+      n: null,
+      f: false,
+      z: 0,
+    };
+    const { token } = await sessions.create('v1b', awkward);
+    assert.equal((await sessions.get(token))?.data, awkward);
+    const updated = await sessions.update(token, { a: undefined, ab: 'replaced', new: [{}], '': undefined });
+    const expected: Data = {
+      ab: 'replaced',
+      'ü😀 "q" \\ :,{}': 'ü😀\u0000\u0001\n',
+      n: null,
+      f: false,
+      z: 0,
+      new: [{}],
+    };
+    assert.equal(updated?.data, expected);
+    const loaded = await sessions.get(token);
+    assert.equal(loaded?.data, expected);
+    assert.equal(Object.keys(loaded?.data ?? {}), Object.keys(expected), 'existing fields keep their order');
+    assert.equal(
+      (await sessions.update(token, Object.fromEntries(Object.keys(expected).map((k) => [k, undefined]))))
+        ?.data,
+      {},
+    );
+    assert.equal((await sessions.get(token))?.data, {});
+    assert.equal((await sessions.update(token, { again: 1 }))?.data, { again: 1 });
+  });
+
   test('a data field named __proto__ stays a plain field', async (ctx) => {
     const sessions = store(ctx);
     const data = JSON.parse('{"__proto__": {"isAdmin": true}, "a": 1}') as Data;
@@ -479,9 +522,16 @@ backendSuite('SessionStore.update', (test) => {
       'SessionDataTooLargeError',
     );
     assert.equal((await sessions.get(token))?.data, { a: 'x'.repeat(20) });
-    // Replacing a field counts its new size only.
+    // Replacing a field counts its new size only; deleting one frees its bytes.
     assert.ok(await sessions.update(token, { a: 'z'.repeat(40) }));
     assert.ok(await sessions.update(token, { a: undefined, b: 'y'.repeat(40) }));
+    await rejects(
+      sessions.update(token, { c: 'w'.repeat(10) }),
+      (e) => e instanceof SessionDataTooLargeError,
+      'SessionDataTooLargeError at the cap',
+    );
+    assert.ok(await sessions.update(token, { b: undefined, c: 'w'.repeat(10) }));
+    assert.equal((await sessions.get(token))?.data, { c: 'w'.repeat(10) });
   });
 
   test('is one round trip', async (ctx) => {

@@ -12,8 +12,7 @@
 -- ARGV[7]  idle deadline (ms)       ARGV[8]  absolute deadline (ms)
 -- ARGV[9]  session key TTL (ms)     ARGV[10] max sessions per user
 -- ARGV[11] ip ('' = none)           ARGV[12] user agent ('' = none)
--- ARGV[13] data size (bytes)
--- ARGV[14..] data: field name (without 'd:'), JSON text, ...
+-- ARGV[13] data: name NUL json NUL name NUL json ... ('' = none), stored as the one field 'd'
 --
 -- Returns {-1} when the mark is later than authenticatedAt (nothing written);
 --         {1, evicted sid, ...} on success.
@@ -53,12 +52,9 @@ end
 
 local key = KEYS[1] .. ARGV[1]
 redis.call('HSET', key, 'm:uid', ARGV[2], 'm:tok', ARGV[3], 'm:ca', ARGV[4], 'm:aa', ARGV[5],
-  'm:sa', ARGV[4], 'm:it', ARGV[6], 'm:ie', ARGV[7], 'm:ae', ARGV[8], 'm:ds', ARGV[13])
+  'm:sa', ARGV[4], 'm:it', ARGV[6], 'm:ie', ARGV[7], 'm:ae', ARGV[8], 'd', ARGV[13])
 if ARGV[11] ~= '' then redis.call('HSET', key, 'm:ip', ARGV[11]) end
 if ARGV[12] ~= '' then redis.call('HSET', key, 'm:ua', ARGV[12]) end
-for i = 14, #ARGV, 2 do
-  redis.call('HSET', key, 'd:' .. ARGV[i], ARGV[i + 1])
-end
 redis.call('PEXPIRE', key, ARGV[9])
 
 redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])

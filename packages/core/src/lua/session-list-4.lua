@@ -20,34 +20,28 @@ local ids = redis.call('ZREVRANGE', KEYS[3], 0, -1)
 for i = 1, #ids do
   local id = ids[i]
   local key = KEYS[1] .. id
-  local h = redis.call('HGETALL', key)
-  local m = {}
-  local d = {}
-  for j = 1, #h, 2 do
-    local f = h[j]
-    if string.byte(f, 1) == 100 and string.byte(f, 2) == 58 then
-      d[#d + 1] = string.sub(f, 3)
-      d[#d + 1] = h[j + 1]
-    else
-      m[f] = h[j + 1]
-    end
-  end
-  if #h == 0 or now >= tonumber(m['m:ie']) or now >= tonumber(m['m:ae'])
-      or (markAt ~= nil and markAt > tonumber(m['m:aa'])) then
+  local h = redis.call('HMGET', key, 'm:ie', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ae', 'm:ip', 'm:ua',
+    'd')
+  if type(h[1]) ~= 'string' or now >= tonumber(h[1]) or now >= tonumber(h[6])
+      or (markAt ~= nil and markAt > tonumber(h[4])) then
     redis.call('DEL', key, KEYS[2] .. id)
     redis.call('ZREM', KEYS[3], id)
   elseif count < limit then
     count = count + 1
+    local ip, ua, d = h[7], h[8], h[9]
+    if type(ip) ~= 'string' then ip = '' end
+    if type(ua) ~= 'string' then ua = '' end
+    if type(d) ~= 'string' then d = '' end
     out[#out + 1] = id
-    out[#out + 1] = m['m:uid']
-    out[#out + 1] = m['m:ca']
-    out[#out + 1] = m['m:aa']
-    out[#out + 1] = m['m:sa']
-    out[#out + 1] = m['m:ie']
-    out[#out + 1] = m['m:ae']
-    out[#out + 1] = m['m:ip'] or ''
-    out[#out + 1] = m['m:ua'] or ''
-    out[#out + 1] = table.concat(d, '\0')
+    out[#out + 1] = h[2]
+    out[#out + 1] = h[3]
+    out[#out + 1] = h[4]
+    out[#out + 1] = h[5]
+    out[#out + 1] = h[1]
+    out[#out + 1] = h[6]
+    out[#out + 1] = ip
+    out[#out + 1] = ua
+    out[#out + 1] = d
   end
 end
 if redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[3]) end

@@ -11,45 +11,37 @@
 -- Returns 0 when there is no session for this digest; {2, user id} when it was dead (now deleted);
 --         {1, ...} as session-get, describing the session under its new id.
 local old = KEYS[1] .. ARGV[1]
-local h = redis.call('HGETALL', old)
-if #h == 0 then return 0 end
-local m = {}
-local d = {}
-for i = 1, #h, 2 do
-  local f = h[i]
-  if string.byte(f, 1) == 100 and string.byte(f, 2) == 58 then
-    d[#d + 1] = string.sub(f, 3)
-    d[#d + 1] = h[i + 1]
-  else
-    m[f] = h[i + 1]
-  end
-end
-if m['m:tok'] ~= ARGV[2] then return 0 end
+local h = redis.call('HMGET', old, 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:ie', 'm:ae', 'm:ip', 'm:ua',
+  'd', 'm:it')
+if h[1] ~= ARGV[2] then return 0 end
 
 local now = tonumber(ARGV[3])
-local ae = tonumber(m['m:ae'])
+local ae = tonumber(h[6])
 local mark = redis.call('GET', KEYS[4])
 redis.call('DEL', KEYS[2] .. ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-if now >= tonumber(m['m:ie']) or now >= ae
-    or (type(mark) == 'string' and tonumber(mark) > tonumber(m['m:aa'])) then
+if now >= tonumber(h[5]) or now >= ae
+    or (type(mark) == 'string' and tonumber(mark) > tonumber(h[4])) then
   redis.call('DEL', old)
   if redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[3]) end
-  return {2, m['m:uid']}
+  return {2, h[2]}
 end
 
 local new = KEYS[1] .. ARGV[4]
 redis.call('RENAME', old, new)
 redis.call('HDEL', new, 'r:cur', 'r:prv', 'r:rat', 'r:gen')
 -- %.0f, never tostring: instants exceed the fake's 32-bit integers (see session-get).
-local ie = now + tonumber(m['m:it'])
+local ie = now + tonumber(h[10])
 if ie > ae then ie = ae end
-m['m:ie'] = string.format('%.0f', ie)
-redis.call('HSET', new, 'm:tok', ARGV[5], 'm:sa', ARGV[3], 'm:ie', m['m:ie'])
+local ies = string.format('%.0f', ie)
+redis.call('HSET', new, 'm:tok', ARGV[5], 'm:sa', ARGV[3], 'm:ie', ies)
 local pttl = string.format('%.0f', ie - now)
 redis.call('PEXPIRE', new, pttl)
-redis.call('ZADD', KEYS[3], m['m:ae'], ARGV[4])
+redis.call('ZADD', KEYS[3], h[6], ARGV[4])
 -- The index lives exactly as long as its longest-lived member.
 if redis.call('PTTL', KEYS[3]) < ie - now then redis.call('PEXPIRE', KEYS[3], pttl) end
-return {1, m['m:uid'], m['m:ca'], m['m:aa'], ARGV[3], m['m:ie'], m['m:ae'], m['m:ip'] or '',
-  m['m:ua'] or '', table.concat(d, '\0')}
+local ip, ua, d = h[7], h[8], h[9]
+if type(ip) ~= 'string' then ip = '' end
+if type(ua) ~= 'string' then ua = '' end
+if type(d) ~= 'string' then d = '' end
+return {1, h[2], h[3], h[4], ARGV[3], ies, h[6], ip, ua, d}

@@ -10,75 +10,87 @@
 -- ARGV[1]  token digest    ARGV[2]  now (epoch ms)
 -- ARGV[3]  lastSeen resolution (ms)    ARGV[4]  sid
 -- ARGV[5]  max data size (bytes: names plus JSON texts)
--- ARGV[6..] patch: field name (without 'd:'), JSON text or '' to delete, ...
+-- ARGV[6..] patch: field name, JSON text or '' to delete, ...
 --
 -- Returns 0 when there is no session for this digest; {2, user id} when it was dead (now deleted);
 --         {-2} when the merged data would exceed the cap (nothing written);
 --         {1, ...} as session-get, with the merged data.
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return 0 end
-local m = {}
-local d = {}
-for i = 1, #h, 2 do
-  local f = h[i]
-  if string.byte(f, 1) == 100 and string.byte(f, 2) == 58 then
-    d[string.sub(f, 3)] = h[i + 1]
-  else
-    m[f] = h[i + 1]
-  end
-end
-if m['m:tok'] ~= ARGV[1] then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie', 'm:ae',
+  'm:ip', 'm:ua', 'd', 'm:it')
+if h[1] ~= ARGV[1] then return 0 end
 
 local now = tonumber(ARGV[2])
-local ae = tonumber(m['m:ae'])
+local ae = tonumber(h[7])
 local mark = redis.call('GET', KEYS[4])
-if now >= tonumber(m['m:ie']) or now >= ae
-    or (type(mark) == 'string' and tonumber(mark) > tonumber(m['m:aa'])) then
+if now >= tonumber(h[6]) or now >= ae
+    or (type(mark) == 'string' and tonumber(mark) > tonumber(h[4])) then
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('ZREM', KEYS[3], ARGV[4])
   if redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[3]) end
-  return {2, m['m:uid']}
+  return {2, h[2]}
 end
 
-local size = tonumber(m['m:ds'] or '0')
-for i = 6, #ARGV, 2 do
-  local name, value = ARGV[i], ARGV[i + 1]
-  local old = d[name]
-  if old then size = size - #name - #old end
-  if value ~= '' then size = size + #name + #value end
-  if value == '' then d[name] = nil else d[name] = value end
-end
-if size > tonumber(ARGV[5]) then return {-2} end
-
-for i = 6, #ARGV, 2 do
-  if ARGV[i + 1] == '' then
-    redis.call('HDEL', KEYS[1], 'd:' .. ARGV[i])
+-- The data field 'd' is name NUL json NUL name NUL json ...: JSON text never holds a raw NUL and names
+-- may not, so splitting on NUL is exact. Fields keep their order; new ones are appended.
+local d = h[10]
+if type(d) ~= 'string' then d = '' end
+local names, values, at = {}, {}, {}
+local n = 0
+local pos = 1
+while pos <= #d do
+  local a = string.find(d, '\0', pos, true)
+  local b = string.find(d, '\0', a + 1, true)
+  n = n + 1
+  names[n] = string.sub(d, pos, a - 1)
+  at[names[n]] = n
+  if b == nil then
+    values[n] = string.sub(d, a + 1)
+    pos = #d + 1
   else
-    redis.call('HSET', KEYS[1], 'd:' .. ARGV[i], ARGV[i + 1])
+    values[n] = string.sub(d, a + 1, b - 1)
+    pos = b + 1
   end
 end
-m['m:ds'] = string.format('%.0f', size)
-redis.call('HSET', KEYS[1], 'm:ds', m['m:ds'])
+for i = 6, #ARGV, 2 do
+  local name, value = ARGV[i], ARGV[i + 1]
+  local k = at[name]
+  if k ~= nil then
+    values[k] = value
+  elseif value ~= '' then
+    n = n + 1
+    names[n], values[n], at[name] = name, value, n
+  end
+end
+local out = {}
+local size = 0
+for k = 1, n do
+  if values[k] ~= '' then
+    out[#out + 1] = names[k]
+    out[#out + 1] = values[k]
+    size = size + #names[k] + #values[k]
+  end
+end
+if size > tonumber(ARGV[5]) then return {-2} end
+d = table.concat(out, '\0')
 
-if now - tonumber(m['m:sa']) >= tonumber(ARGV[3]) then
+local sa, ies = h[5], h[6]
+if now - tonumber(sa) >= tonumber(ARGV[3]) then
   -- %.0f, never tostring: instants exceed the fake's 32-bit integers (see session-get).
-  local ie = now + tonumber(m['m:it'])
+  local ie = now + tonumber(h[11])
   if ie > ae then ie = ae end
-  m['m:ie'] = string.format('%.0f', ie)
-  m['m:sa'] = ARGV[2]
-  redis.call('HSET', KEYS[1], 'm:sa', ARGV[2], 'm:ie', m['m:ie'])
+  ies = string.format('%.0f', ie)
+  sa = ARGV[2]
+  redis.call('HSET', KEYS[1], 'd', d, 'm:sa', sa, 'm:ie', ies)
   local ttl = ie - now
   local pttl = string.format('%.0f', ttl)
   redis.call('PEXPIRE', KEYS[1], pttl)
   redis.call('PEXPIRE', KEYS[2], pttl)
   -- The index lives exactly as long as its longest-lived member.
   if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], pttl) end
+else
+  redis.call('HSET', KEYS[1], 'd', d)
 end
-
-local out = {}
-for name, value in pairs(d) do
-  out[#out + 1] = name
-  out[#out + 1] = value
-end
-return {1, m['m:uid'], m['m:ca'], m['m:aa'], m['m:sa'], m['m:ie'], m['m:ae'], m['m:ip'] or '',
-  m['m:ua'] or '', table.concat(out, '\0')}
+local ip, ua = h[8], h[9]
+if type(ip) ~= 'string' then ip = '' end
+if type(ua) ~= 'string' then ua = '' end
+return {1, h[2], h[3], h[4], sa, ies, h[7], ip, ua, d}

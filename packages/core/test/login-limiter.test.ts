@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import {
   InvalidInputError,
   InvalidOptionError,
+  KeySpace,
   type LoginCheckResult,
   LoginLimiter,
   type LoginLimiterOptions,
@@ -330,6 +331,31 @@ backendSuite('LoginLimiter.check', (test) => {
     );
     await ctx.advance(24 * HOUR + KEY_SLACK_MS);
     assert.equal(await ctx.keys(), []);
+  });
+
+  test('the next check prunes exactly the failures that left the window, in every log', async (ctx) => {
+    const limiter = limiterFor(ctx, { account: { windowMs: 45 * 60_000 } });
+    const ip = '192.0.2.200';
+    for (let i = 0; i < 3; i++) await fail(limiter, 'pru@example.com', ip);
+    await ctx.advance(30 * 60_000);
+    for (let i = 0; i < 2; i++) await fail(limiter, 'pru@example.com', ip);
+    await ctx.advance(30 * 60_000); // the first three are exactly one account+IP and IP window old
+    const r = await limiter.check('pru@example.com', ip);
+    assert.ok(r.allowed);
+    assert.equal(
+      r.policies.map((p) => [p.policy, p.remaining, p.resetAfterMs]),
+      [
+        ['account-ip', 2, 30 * 60_000],
+        ['ip', 97, 30 * 60_000],
+        ['account', 97, 15 * 60_000],
+      ],
+    );
+    const space = new KeySpace(ctx.prefix);
+    const digest = limiter.accountDigest('pru@example.com');
+    assert.is(await ctx.redis.zcard(space.loginAccountIp(ip, digest)), 3, 'two live failures and this one');
+    assert.is(await ctx.redis.zcard(space.loginIp(ip)), 3);
+    assert.is(await ctx.redis.zcard(space.loginAccount(digest)), 3);
+    assert.equal(await ctx.keysWithoutTtl(), []);
   });
 
   test('a reservation never settled counts as a failure, then expires like one', async (ctx) => {

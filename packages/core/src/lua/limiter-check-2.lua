@@ -1,13 +1,19 @@
 -- Login limiter check: reserves one attempt for an account at an IP and for the IP, atomically.
 -- Both sorted sets are sliding-window logs whose members are `<at>.<id>`, scored by `at` (epoch ms).
 -- A reservation is one member in both sets; it counts as a failure until it is settled (a success
--- removes it) and leaves with the window like any failure. When a policy refuses, nothing is written:
+-- removes it) and leaves with the window like any failure. When a policy refuses, nothing is added:
 -- refused attempts never reach the password check, so they neither count nor extend a block.
+--
+-- Cost: this runs before every login, so it sends no command the answer does not need. A log is
+-- counted first: an empty (missing) one costs that one command, is neither pruned nor deleted, and
+-- its oldest member after the reservation is the reservation itself. A non-empty log is pruned (the
+-- count removed gives the live count without a second ZCARD; an emptied log gets the explicit DEL
+-- the fake Redis needs) and read for its oldest member, which TypeScript needs for the reset time.
 --
 -- KEYS[1]  P:l:ai:{<ip>}:<hmac(account)>  zset  reservations and failures of the account at the IP
 -- KEYS[2]  P:l:ip:{<ip>}                  zset  reservations and failures at the IP, any account
 -- ARGV[1]  now, epoch ms
--- ARGV[2]  the reservation's member `<now>.<random id>`
+-- ARGV[2]  the reservation's member `<now>.<id>`
 -- ARGV[3]  account+IP window start, epoch ms (now - window: members scored at or before it expired)
 -- ARGV[4]  account+IP limit (failures per window)
 -- ARGV[5]  account+IP key TTL, ms (the window plus a small slack)
@@ -18,17 +24,14 @@
 -- ARGV[10] back-off maximum delay, ms
 --
 -- Returns { allowed, aiState, aiCount, aiRef, ipState, ipCount, ipRef }
---   allowed  1 = reserved; 0 = refused, nothing written
+--   allowed  1 = reserved; 0 = refused, nothing added
 --   state    0 = open, 1 = limit reached, 2 = back-off (account+IP only)
 --   count    members in the window, this reservation included when allowed
 --   ref      a member whose `at` TypeScript reads: at the limit, the one whose expiry reopens the
 --            policy; in back-off, the newest; otherwise the oldest ('' when the set is empty)
 
-local function prune(key, windowStart)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', windowStart)
-  local n = redis.call('ZCARD', key)
-  if n == 0 then redis.call('DEL', key) end
-  return n
+local function atOf(member)
+  return tonumber(string.match(member, '^(%d+)'))
 end
 
 local function memberAt(key, index)
@@ -37,8 +40,16 @@ local function memberAt(key, index)
   return ''
 end
 
-local function atOf(member)
-  return tonumber(string.match(member, '^(%d+)'))
+-- The live count and oldest live member of a log, after pruning what left the window.
+local function load(key, windowStart)
+  local n = redis.call('ZCARD', key)
+  if n == 0 then return 0, '' end
+  n = n - redis.call('ZREMRANGEBYSCORE', key, '-inf', windowStart)
+  if n == 0 then
+    redis.call('DEL', key)
+    return 0, ''
+  end
+  return n, memberAt(key, 0)
 end
 
 local now = tonumber(ARGV[1])
@@ -46,13 +57,13 @@ local aiLimit = tonumber(ARGV[4])
 local ipLimit = tonumber(ARGV[7])
 local backoff = tonumber(ARGV[9])
 
-local aiCount = prune(KEYS[1], ARGV[3])
-local ipCount = prune(KEYS[2], ARGV[6])
+local aiCount, aiOldest = load(KEYS[1], ARGV[3])
+local ipCount, ipOldest = load(KEYS[2], ARGV[6])
 
-local aiState, aiRef = 0, ''
+local aiState, aiRef = 0, aiOldest
 if aiCount >= aiLimit then
   aiState = 1
-  aiRef = memberAt(KEYS[1], aiCount - aiLimit)
+  if aiCount > aiLimit then aiRef = memberAt(KEYS[1], aiCount - aiLimit) end
 elseif aiCount > 0 and backoff > 0 then
   local newest = memberAt(KEYS[1], -1)
   local delay = backoff * 2 ^ (aiCount - 1)
@@ -64,15 +75,13 @@ elseif aiCount > 0 and backoff > 0 then
   end
 end
 
-local ipState, ipRef = 0, ''
+local ipState, ipRef = 0, ipOldest
 if ipCount >= ipLimit then
   ipState = 1
-  ipRef = memberAt(KEYS[2], ipCount - ipLimit)
+  if ipCount > ipLimit then ipRef = memberAt(KEYS[2], ipCount - ipLimit) end
 end
 
 if aiState ~= 0 or ipState ~= 0 then
-  if aiState == 0 and aiCount > 0 then aiRef = memberAt(KEYS[1], 0) end
-  if ipState == 0 and ipCount > 0 then ipRef = memberAt(KEYS[2], 0) end
   return { 0, aiState, aiCount, aiRef, ipState, ipCount, ipRef }
 end
 
@@ -80,4 +89,7 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
-return { 1, 0, aiCount + 1, memberAt(KEYS[1], 0), 0, ipCount + 1, memberAt(KEYS[2], 0) }
+-- The oldest member is unchanged by the new one (no member is newer than now), unless the log was empty.
+if aiCount == 0 then aiRef = ARGV[2] end
+if ipCount == 0 then ipRef = ARGV[2] end
+return { 1, 0, aiCount + 1, aiRef, 0, ipCount + 1, ipRef }

@@ -152,9 +152,17 @@ backendSuite('SessionStore.create', (test) => {
     assert.equal(await ctx.keysWithoutTtl(), []);
   });
 
-  test('is one round trip', async (ctx) => {
-    const sessions = store(ctx);
-    assert.is(await ctx.roundTrips.measure(() => sessions.create('bob', { a: 1 })), 1);
+  test('is one round trip and emits session.created', async (ctx) => {
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
+    let id = '';
+    assert.is(
+      await ctx.roundTrips.measure(async () => {
+        id = (await sessions.create('bob', { a: 1 })).session.id;
+      }),
+      1,
+    );
+    assert.equal(events, [{ type: 'session.created', at: ctx.clock.now(), userId: 'bob', sessionId: id }]);
   });
 
   test('refuses an authentication that began before the user’s revoke-everything mark', async (ctx) => {
@@ -599,7 +607,8 @@ backendSuite('SessionStore.destroy', (test) => {
 
 backendSuite('SessionStore.revoke', (test) => {
   test('ends one session by its public id, and only the user’s own', async (ctx) => {
-    const sessions = store(ctx);
+    const events: SecurityEvent[] = [];
+    const sessions = store(ctx, {}, events);
     const a = await sessions.create('y1', {});
     const b = await sessions.create('y1', {});
     assert.is(await sessions.revoke('someone-else', a.session.id), false);
@@ -608,6 +617,12 @@ backendSuite('SessionStore.revoke', (test) => {
     assert.is(await sessions.get(a.token), null);
     assert.ok(await sessions.get(b.token));
     assert.is(await sessions.revoke('y1', a.session.id), false);
+    assert.equal(
+      events
+        .filter((e) => e.type === 'session.revoked')
+        .map((e) => e.type === 'session.revoked' && [e.reason, e.userId, e.sessionId]),
+      [['revoked', 'y1', a.session.id]],
+    );
   });
 
   test('answers false to a malformed id without a round trip', async (ctx) => {

@@ -5,7 +5,7 @@ import {
   StoreFailedError,
 } from './errors.js';
 import { emitSafely } from './events.js';
-import { hmac, randomSecret } from './internal/crypto.js';
+import { hmac, randomId, randomSecret } from './internal/crypto.js';
 import {
   positiveInt,
   resolveStoreOptions,
@@ -163,6 +163,8 @@ export class RefreshTokens {
    *   window, or older than the previous one): the session has been revoked. Answer 401 and treat it as
    *   a security event (`refresh.reuse-detected` is emitted).
    * @throws {StoreUnavailableError} when Redis cannot be reached in time; nothing was half-rotated.
+   *   A call that ioredis queued meanwhile may still run when Redis is back (see the README on
+   *   `enableOfflineQueue`); a call it re-sends after a lost reply gets the same successor, not reuse.
    *
    * @example
    * try {
@@ -195,6 +197,9 @@ export class RefreshTokens {
         secretDigest(successorSecret),
         String(this.#options.graceMs),
         String(this.#options.maxRetired),
+        // Tells a replay of this very call (ioredis re-sends it after a reconnect that lost the reply)
+        // from a second presentation of the token, which is reuse.
+        randomId(),
       ],
     );
     if (!Array.isArray(reply)) {

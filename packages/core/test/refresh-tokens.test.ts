@@ -1,4 +1,11 @@
-import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
+import { startRedisServer } from '@latchkey/testing';
+import {
+  type BackendContext,
+  backendSuite,
+  realRedisSuite,
+  sharedRedisServer,
+} from '@latchkey/testing/backends';
+import { Redis } from 'ioredis';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -19,6 +26,7 @@ import {
   userTag,
 } from '../src/index.js';
 import { sha256 } from '../src/internal/crypto.js';
+import { startReplyDropProxy } from './helpers/reply-drop-proxy.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -384,6 +392,88 @@ backendSuite(
   { backends: ['redis', 'cluster'] },
 );
 
+realRedisSuite('RefreshTokens over a connection that loses a reply', (test) => {
+  test('a rotation that ioredis sends again after a reconnect returns the same successor, not reuse', async () => {
+    const proxy = await startReplyDropProxy((await sharedRedisServer()).port);
+    const redis = new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 10 });
+    redis.on('error', () => {
+      // the cut connection is expected
+    });
+    const events: SecurityEvent[] = [];
+    try {
+      const options = {
+        redis,
+        prefix: `lkt:${process.pid}:drop`,
+        onEvent: (e: SecurityEvent) => events.push(e),
+      };
+      const sessions = new SessionStore(options);
+      const refresh = new RefreshTokens({ ...options, secret: SECRET }); // grace 0
+      const { token: cookie, session } = await sessions.create('alice', {});
+      const first = await refresh.issue(session);
+      assert.ok(first);
+      proxy.dropNextReply();
+      const rotated = await refresh.rotate(first);
+      assert.is(proxy.dropped, 1, 'the first reply was lost and the script ran again');
+      assert.ok(rotated, 'the repeated request gets its successor');
+      assert.ok(await sessions.get(cookie), 'the session survives');
+      assert.ok(await refresh.rotate(rotated.token), 'and the successor is the live token');
+      assert.is(events.filter((e) => e.type === 'refresh.reuse-detected').length, 0);
+      // A new request with the rotated-away token is still reuse.
+      await rejects(refresh.rotate(first), isReuse, 'RefreshTokenReusedError');
+      assert.is(await sessions.get(cookie), null);
+    } finally {
+      redis.disconnect();
+      await proxy.close();
+    }
+  });
+});
+
+realRedisSuite('RefreshTokens when Redis stops', (test) => {
+  test('rotate() raises StoreUnavailableError while Redis is down; back up, the same token rotates once', async () => {
+    const server = await startRedisServer();
+    const redis = new Redis(server.port, '127.0.0.1', {
+      retryStrategy: () => 50, // reconnect quickly in the test; production keeps ioredis's backoff
+      // As the README advises for rotation: without it, ioredis queues the call while Redis is down
+      // and runs it once Redis is back, after rotate() has already answered StoreUnavailableError —
+      // the client's retry of its token would then be reuse.
+      enableOfflineQueue: false,
+      lazyConnect: true,
+    });
+    redis.on('error', () => {
+      // connection errors while the server is down are expected: the store reports them as unavailable
+    });
+    try {
+      await redis.connect(); // without the offline queue, nothing may be sent before the connection
+      const options = { redis, commandTimeoutMs: 300 };
+      const sessions = new SessionStore(options);
+      const refresh = new RefreshTokens({ ...options, secret: SECRET });
+      const { token: cookie, session } = await sessions.create('alice', {});
+      const refreshToken = await refresh.issue(session);
+      assert.ok(refreshToken);
+      // The restarted server loads this snapshot: what was there before the outage comes back.
+      await redis.save();
+      await server.stop();
+      while (redis.status === 'ready') await new Promise((resolve) => setTimeout(resolve, 10));
+      for (const call of [() => refresh.rotate(refreshToken), () => refresh.revoke(refreshToken)]) {
+        await rejects(call(), (e) => e instanceof StoreUnavailableError, 'StoreUnavailableError');
+      }
+      await server.start();
+      const deadline = performance.now() + 10_000;
+      while ((await redis.ping().catch(() => null)) !== 'PONG') {
+        assert.ok(performance.now() < deadline, 'the client reconnects');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const rotated = await refresh.rotate(refreshToken);
+      assert.ok(rotated, 'the presented token is still the current one: nothing was half-rotated');
+      assert.ok(await refresh.rotate(rotated.token));
+      assert.ok(await sessions.get(cookie));
+    } finally {
+      redis.disconnect();
+      await server.stop();
+    }
+  });
+});
+
 backendSuite('RefreshTokens.revoke', (test) => {
   test('ends the session of an issued token, once', async (ctx) => {
     const s = stores(ctx);
@@ -394,6 +484,12 @@ backendSuite('RefreshTokens.revoke', (test) => {
     assert.is(await s.refresh.rotate(refreshToken), null);
     assert.is(await s.refresh.revoke(refreshToken), false);
     assert.ok(await s.sessions.get(other.cookie), 'other sessions are untouched');
+    const ended = s.events.filter((e) => e.type === 'session.revoked');
+    assert.equal(
+      ended.map((e) => e.type === 'session.revoked' && [e.reason, e.userId, e.sessionId]),
+      [['logout', 'alice', RefreshTokens.parseToken(refreshToken)?.sessionId]],
+      'one logout event, only for the live session',
+    );
   });
 
   test('revokeSession() ends a session by id with its refresh state', async (ctx) => {
@@ -404,6 +500,12 @@ backendSuite('RefreshTokens.revoke', (test) => {
     assert.is(await s.refresh.revokeSession('alice', session.id), false);
     assert.is(await s.refresh.revokeSession('alice', 'bad id'), false);
     assert.is(await s.sessions.get(cookie), null);
+    assert.equal(
+      s.events
+        .filter((e) => e.type === 'session.revoked')
+        .map((e) => e.type === 'session.revoked' && [e.reason, e.sessionId]),
+      [['revoked', session.id]],
+    );
     assert.equal(await ctx.keys(), [], 'the retired digests went with it');
   });
 });

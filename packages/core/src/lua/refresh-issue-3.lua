@@ -24,5 +24,5 @@ if type(h[4]) == 'string' then
   redis.call('PEXPIRE', KEYS[2], string.format('%.0f', redis.call('PTTL', KEYS[1])))
 end
 redis.call('HSET', KEYS[1], 'r:cur', ARGV[2])
-redis.call('HDEL', KEYS[1], 'r:prv', 'r:rat')
+redis.call('HDEL', KEYS[1], 'r:prv', 'r:rat', 'r:rid')
 return 1

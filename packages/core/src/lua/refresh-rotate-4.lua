@@ -10,14 +10,16 @@
 -- ARGV[1]  sid                        ARGV[2]  now (epoch ms)
 -- ARGV[3]  presented token digest     ARGV[4]  successor token digest
 -- ARGV[5]  grace window (ms)          ARGV[6]  most retired digests kept
+-- ARGV[7]  request id (random, public): a replay of this very call is recognised by it
 --
 -- Returns 0 when the token is invalid: unknown session, dead session, or a digest never issued for it
 --           (a forged token changes nothing);
 --         {-1, user id} on reuse of a retired token: the session is deleted;
---         {1, ...} rotated, {3, ...} the same successor again inside the grace window, where ... is
---           the session as in session-get (user id, createdAt, ..., data).
+--         {1, ...} rotated (or this very call again: ioredis re-sends a command whose reply was lost
+--           to a reconnect, and that must not look like reuse), {3, ...} the same successor again
+--           inside the grace window, where ... is the session as in session-get (user id, ..., data).
 local h = redis.call('HMGET', KEYS[1], 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie', 'm:ae', 'm:ip',
-  'm:ua', 'd', 'm:it', 'r:cur', 'r:prv', 'r:rat')
+  'm:ua', 'd', 'm:it', 'r:cur', 'r:prv', 'r:rat', 'r:rid')
 if type(h[1]) ~= 'string' then return 0 end
 
 local now = tonumber(ARGV[2])
@@ -44,7 +46,7 @@ if h[11] == presented then
   if ie > ae then ie = ae end
   local ies = string.format('%.0f', ie)
   redis.call('HSET', KEYS[1], 'r:cur', ARGV[4], 'r:prv', presented, 'r:rat', ARGV[2],
-    'm:sa', ARGV[2], 'm:ie', ies)
+    'r:rid', ARGV[7], 'm:sa', ARGV[2], 'm:ie', ies)
   local ttl = ie - now
   local pttl = string.format('%.0f', ttl)
   redis.call('PEXPIRE', KEYS[1], pttl)
@@ -52,6 +54,10 @@ if h[11] == presented then
   -- The index lives exactly as long as its longest-lived member.
   if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], pttl) end
   return {1, h[1], h[2], h[3], ARGV[2], ies, h[6], ip, ua, d}
+end
+
+if h[12] == presented and h[11] == ARGV[4] and h[14] == ARGV[7] then
+  return {1, h[1], h[2], h[3], h[4], h[5], h[6], ip, ua, d}
 end
 
 if h[12] == presented and h[11] == ARGV[4]

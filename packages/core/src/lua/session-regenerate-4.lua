@@ -29,7 +29,7 @@ end
 
 local new = KEYS[1] .. ARGV[4]
 redis.call('RENAME', old, new)
-redis.call('HDEL', new, 'r:cur', 'r:prv', 'r:rat', 'r:gen')
+redis.call('HDEL', new, 'r:cur', 'r:prv', 'r:rat', 'r:rid', 'r:gen')
 -- %.0f, never tostring: instants exceed the fake's 32-bit integers (see session-get).
 local ie = now + tonumber(h[10])
 if ie > ae then ie = ae end

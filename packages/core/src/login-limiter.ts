@@ -30,6 +30,21 @@ const KNOWN_DEVICE_PATTERN = /^kd1\.(\d{1,15})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9
 /** How far in the future a known-device token's issue time may lie (clock skew between servers). */
 const KNOWN_DEVICE_SKEW_MS = 60_000;
 const ACTION_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/** `<at>.` at the start of a log member (the `at` TypeScript wrote). */
+const MEMBER_AT = /^(\d+)\./;
+
+/**
+ * Log members need only be unique among the writers of one log, never secret (they never leave the
+ * process except to Redis): a random 72-bit id per process plus a counter, instead of 128 fresh CSPRNG
+ * bits per attempt (the costliest single step of a check).
+ */
+const MEMBER_PREFIX = randomId().slice(0, 12);
+let memberSeq = 0;
+
+function newMember(now: number): string {
+  memberSeq++;
+  return `${now}.${MEMBER_PREFIX}${memberSeq.toString(36)}`;
+}
 
 /** The three login policies: failures per account at one IP, per IP, per account across IPs. */
 export type LoginPolicy = 'account-ip' | 'ip' | 'account';
@@ -244,12 +259,40 @@ interface ReservationState {
   readonly ipKey: string;
   /** The per-account log holding this reservation, when that policy applied. */
   readonly accountKey: string | null;
+  /**
+   * The per-account log a success clears: whenever that policy is on, also for a known device that
+   * was exempt from it (the owner's success ends the run of failures, wherever it happened).
+   */
+  readonly accountLog: string | null;
   readonly fallback: boolean;
   settled: boolean;
 }
 
-/** The private half of every reservation; the public object cannot be forged or settled elsewhere. */
-const reservations = new WeakMap<LoginReservation, ReservationState>();
+/**
+ * A reservation as handed out: the public fields, and its private state in a field only this module
+ * can read, so a copy or a look-alike object can never be settled (no WeakMap entry per attempt).
+ */
+class Reservation implements LoginReservation {
+  readonly ipBucket: string;
+  readonly accountDigest: string;
+  readonly reservedAt: number;
+  readonly degraded: boolean;
+  readonly #state: ReservationState;
+
+  constructor(ipBucket: string, accountDigest: string, reservedAt: number, state: ReservationState) {
+    this.ipBucket = ipBucket;
+    this.accountDigest = accountDigest;
+    this.reservedAt = reservedAt;
+    this.degraded = state.fallback;
+    this.#state = state;
+    Object.freeze(this);
+  }
+
+  static stateOf(value: unknown): ReservationState | undefined {
+    // A brand check, not instanceof: an object whose prototype is a reservation has no #state.
+    return typeof value === 'object' && value !== null && #state in value ? value.#state : undefined;
+  }
+}
 
 interface LogReply {
   readonly allowed: boolean;
@@ -325,8 +368,9 @@ export class LoginLimiter {
     const keys = this.#ctx.keys;
     const accountIpKey = keys.loginAccountIp(ipBucket, accountDigest);
     const ipKey = keys.loginIp(ipBucket);
-    const accountKey = useAccount ? keys.loginAccount(accountDigest) : null;
-    const member = `${now}.${randomId()}`;
+    const accountLog = o.account === null ? null : keys.loginAccount(accountDigest);
+    const accountKey = useAccount ? accountLog : null;
+    const member = newMember(now);
     const configs =
       accountKey === null ? [o.accountIp, o.ip] : [o.accountIp, o.ip, o.account as LoginPolicyConfig];
 
@@ -352,6 +396,7 @@ export class LoginLimiter {
         accountIpKey,
         ipKey,
         accountKey,
+        accountLog,
         fallback: true,
         settled: false,
       });
@@ -362,6 +407,7 @@ export class LoginLimiter {
       accountIpKey,
       ipKey,
       accountKey,
+      accountLog,
       fallback: false,
       settled: false,
     });
@@ -381,7 +427,7 @@ export class LoginLimiter {
    * await limiter.settle(attempt.reservation, passwordOk ? 'success' : 'failure');
    */
   async settle(reservation: LoginReservation, outcome: LoginOutcome): Promise<void> {
-    const state = reservations.get(reservation);
+    const state = Reservation.stateOf(reservation);
     if (state === undefined || state.owner !== this) {
       throw new InvalidInputError('not a reservation made by this limiter');
     }
@@ -403,8 +449,9 @@ export class LoginLimiter {
       const calls = [
         this.#ctx.runner.run(limiterSettle, [state.accountIpKey, state.ipKey], [mode, state.member]),
       ];
-      if (state.accountKey !== null) {
-        calls.push(this.#ctx.runner.run(limiterLogSettle, [state.accountKey], [mode, state.member]));
+      const accountLog = outcome === 'success' ? state.accountLog : state.accountKey;
+      if (accountLog !== null) {
+        calls.push(this.#ctx.runner.run(limiterLogSettle, [accountLog], [mode, state.member]));
       }
       const failed = (await Promise.allSettled(calls)).find((r) => r.status === 'rejected');
       if (failed !== undefined) {
@@ -479,11 +526,7 @@ export class LoginLimiter {
     let degraded = false;
     try {
       reply = parseLog(
-        await this.#ctx.runner.run(
-          limiterLogReserve,
-          [key],
-          logArgs(now, `${now}.${randomId()}`, limit, windowMs),
-        ),
+        await this.#ctx.runner.run(limiterLogReserve, [key], logArgs(now, newMember(now), limit, windowMs)),
       );
     } catch (error) {
       if (this.#fallback === null || !(error instanceof StoreUnavailableError)) throw error;
@@ -577,35 +620,29 @@ export class LoginLimiter {
   ): Promise<LogReply[]> {
     const o = this.#options;
     const runner = this.#ctx.runner;
-    const pairCall = (async () =>
-      parsePair(
-        await runner.run(
-          limiterCheck,
-          [accountIpKey, ipKey],
-          [
-            String(now),
-            member,
-            String(now - o.accountIp.windowMs),
-            o.accountIp.limit,
-            o.accountIp.windowMs + TTL_SLACK_MS,
-            String(now - o.ip.windowMs),
-            o.ip.limit,
-            o.ip.windowMs + TTL_SLACK_MS,
-            o.backoffInitialMs,
-            o.backoffMaxMs,
-          ],
-        ),
-      ))();
+    const pairCall = runner
+      .run(
+        limiterCheck,
+        [accountIpKey, ipKey],
+        [
+          String(now),
+          member,
+          String(now - o.accountIp.windowMs),
+          o.accountIp.limit,
+          o.accountIp.windowMs + TTL_SLACK_MS,
+          String(now - o.ip.windowMs),
+          o.ip.limit,
+          o.ip.windowMs + TTL_SLACK_MS,
+          o.backoffInitialMs,
+          o.backoffMaxMs,
+        ],
+      )
+      .then(parsePair);
     if (accountKey === null || o.account === null) return pairCall;
     const account = o.account;
-    const accountCall = (async () =>
-      parseLog(
-        await runner.run(
-          limiterLogReserve,
-          [accountKey],
-          logArgs(now, member, account.limit, account.windowMs),
-        ),
-      ))();
+    const accountCall = runner
+      .run(limiterLogReserve, [accountKey], logArgs(now, member, account.limit, account.windowMs))
+      .then(parseLog);
     const [pair, single] = await Promise.allSettled([pairCall, accountCall]);
     const pairOk = pair.status === 'fulfilled' && pair.value.every((r) => r.allowed);
     const singleOk = single.status === 'fulfilled' && single.value.allowed;
@@ -639,13 +676,7 @@ export class LoginLimiter {
     const allowed = states.every((s) => !s.blocked);
     const degraded = state.fallback;
     if (allowed) {
-      const reservation: LoginReservation = Object.freeze({
-        ipBucket,
-        accountDigest,
-        reservedAt: now,
-        degraded,
-      });
-      reservations.set(reservation, state);
+      const reservation = new Reservation(ipBucket, accountDigest, now, state);
       return Object.freeze({
         allowed: true,
         remaining: Math.min(...states.map((s) => s.remaining)),
@@ -686,7 +717,7 @@ function logArgs(now: number, member: string, limit: number, windowMs: number): 
 function atOf(member: unknown): number | null {
   const text = toOptionalString(member);
   if (text === undefined) return null;
-  const match = /^(\d+)\./.exec(text);
+  const match = MEMBER_AT.exec(text);
   return match === null ? null : Number(match[1]);
 }
 
@@ -868,7 +899,7 @@ class FallbackLimiter {
   settle(state: ReservationState, outcome: 'success' | 'release', now: number): void {
     if (outcome === 'success') {
       this.#entries.delete(state.accountIpKey);
-      if (state.accountKey !== null) this.#entries.delete(state.accountKey);
+      if (state.accountLog !== null) this.#entries.delete(state.accountLog);
     } else {
       this.#decrement(state.accountIpKey, now);
       if (state.accountKey !== null) this.#decrement(state.accountKey, now);

@@ -535,10 +535,16 @@ backendSuite('LoginLimiter.settle', (test) => {
       () => assert.unreachable('foreign'),
       (e: unknown) => assert.instance(e, InvalidInputError),
     );
-    await limiter.settle({ ...reservation }, 'success').then(
-      () => assert.unreachable('forged'),
-      (e: unknown) => assert.instance(e, InvalidInputError),
-    );
+    for (const forged of [
+      { ...reservation },
+      Object.create(reservation),
+      JSON.parse(JSON.stringify(reservation)),
+    ]) {
+      await limiter.settle(forged, 'success').then(
+        () => assert.unreachable('forged'),
+        (e: unknown) => assert.instance(e, InvalidInputError),
+      );
+    }
     await limiter.settle(reservation, 'bogus' as 'success').then(
       () => assert.unreachable('unknown outcome'),
       (e: unknown) => assert.instance(e, InvalidInputError),
@@ -609,6 +615,25 @@ backendSuite('LoginLimiter per-account policy', (test) => {
     await succeed(limiter, 'sam@example.com', '198.51.100.50');
     const r = await limiter.check('sam@example.com', '198.51.100.51');
     assert.is(r.policies.find((p) => p.policy === 'account')?.remaining, 2);
+  });
+
+  test('a success on an exempt known device still clears the account failures', async (ctx) => {
+    const limiter = limiterFor(ctx, { account: { maxFailures: 3 } });
+    const device = limiter.issueKnownDevice('una@example.com');
+    for (let i = 0; i < 2; i++) await fail(limiter, 'una@example.com', `198.51.100.${i + 1}`);
+    const own = await limiter.check('una@example.com', '192.0.2.1', { knownDevice: device });
+    assert.equal(
+      own.policies.map((p) => p.policy),
+      ['account-ip', 'ip'],
+      'exempt',
+    );
+    await limiter.settle(own.reservation as LoginReservation, 'success');
+    const elsewhere = await limiter.check('una@example.com', '203.0.113.1');
+    assert.is(
+      elsewhere.policies.find((p) => p.policy === 'account')?.remaining,
+      2,
+      'the run of failures ended',
+    );
   });
 
   test('check and a successful settle are two concurrent round trips', async (ctx) => {

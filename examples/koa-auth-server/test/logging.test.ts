@@ -94,15 +94,21 @@ timing('a check against no user costs about as much as a real one (a dummy hash 
   const hasher = new PasswordHasher({ memoryCost: 4096, timeCost: 2 });
   const stored = await hasher.hash('correct horse');
   await hasher.warmUp();
-  const measure = async (fn: () => Promise<boolean>): Promise<number> => {
-    const started = performance.now();
-    for (let i = 0; i < 6; i++) await fn();
-    return performance.now() - started;
-  };
-  const real = await measure(() => hasher.verify(stored, 'wrong password'));
-  const none = await measure(() => hasher.verify(undefined, 'wrong password'));
-  const ratio = none / real;
-  assert.ok(ratio > 0.5 && ratio < 2, `no-user / real = ${ratio.toFixed(2)}`);
+  // Interleaved, and compared by median, so that load from elsewhere on the machine hits both alike.
+  const real: number[] = [];
+  const none: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    let started = performance.now();
+    await hasher.verify(stored, 'wrong password');
+    real.push(performance.now() - started);
+    started = performance.now();
+    await hasher.verify(undefined, 'wrong password');
+    none.push(performance.now() - started);
+  }
+  const median = (values: number[]): number =>
+    values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+  const ratio = median(none) / median(real);
+  assert.ok(ratio > 0.4 && ratio < 2.5, `no-user / real = ${ratio.toFixed(2)}`);
   assert.is(await hasher.verify(undefined, 'correct horse'), false);
   assert.is(await hasher.verify(stored, 'correct horse'), true);
   assert.is(await hasher.verify('not a hash', 'correct horse'), false);

@@ -166,6 +166,7 @@ function formatTime(iso) {
 
 function showSignedOut() {
   me = null;
+  document.body.dataset.state = 'signed-out';
   for (const el of document.querySelectorAll('.signed-in')) el.hidden = true;
   for (const el of document.querySelectorAll('.signed-out')) el.hidden = false;
   byId('me-details').hidden = true;
@@ -175,6 +176,7 @@ function showSignedOut() {
 
 function showSignedIn(data) {
   me = data;
+  document.body.dataset.state = 'signed-in';
   for (const el of document.querySelectorAll('.signed-in')) el.hidden = false;
   for (const el of document.querySelectorAll('.signed-out')) el.hidden = true;
   byId('me-signed-out').hidden = true;

@@ -22,6 +22,13 @@ export const INVALID_LOGIN_IDENTIFIER = Object.freeze({
   message: 'the login identifier is missing or invalid',
 });
 
+/**
+ * Answers that refuse a request before any credential check (validation, size, media type): only
+ * these give the attempt back. Any other answer keeps it as a failure, so a route whose wrong-password
+ * answer is not a 401 (a redirect back to the form, a 404, an error) still counts every guess.
+ */
+const RELEASE_STATUSES: ReadonlySet<number> = new Set([400, 413, 415, 422]);
+
 /** What {@link loginLimiter} puts on `ctx.state` for the route. */
 export interface LoginLimitState {
   /** The check of this request (allowed, remaining, policies), also when it was refused. */
@@ -52,7 +59,9 @@ export interface LoginLimiterMiddlewareOptions<State = DefaultState> {
    */
   readonly knownDevice?: (ctx: Ctx<State>) => string | undefined;
   /**
-   * Whether the route's answer means "wrong credentials".
+   * Whether the route's answer means "wrong credentials" (checked first). Answers that are neither a
+   * failure nor a success count as failures too, unless their status is 400, 413, 415 or 422 (the
+   * request was refused before any credential check), which gives the attempt back.
    * @default status 401 or 403
    */
   readonly isFailure?: (ctx: Ctx<State>) => boolean;
@@ -78,10 +87,12 @@ export interface LoginLimiterMiddlewareOptions<State = DefaultState> {
 /**
  * Throttles a login route with a core {@link LoginLimiter}: reserves the attempt before the route
  * runs (one Redis round trip), answers 429 `too_many_attempts` with `Retry-After` (whole seconds,
- * rounded up, ≥ 1) when a policy refuses, and settles after the route by its answer — a failure
- * (default: 401 or 403) keeps the attempt, a success (default: 2xx) releases it and clears the
- * account's failures, a 5xx or an exception keeps it (the password may have been checked), any other
- * answer (a 400 from validation) gives it back. A missing or unusable identifier is 400
+ * rounded up, ≥ 1) when a policy refuses, and settles after the route by its answer — a success
+ * (default: 2xx) releases the attempt and clears the account's failures; a 400, 413, 415 or 422 (the
+ * request was refused before any credential check) gives it back; anything else — a 401 or 403, a
+ * redirect, a 404, a 5xx, an exception — keeps it as a failure (the password may have been checked,
+ * and an attacker must not earn a free guess by provoking an unusual answer). A missing or unusable
+ * identifier is 400
  * `invalid_request`. When Redis is unreachable the check throws `StoreUnavailableError` (mount
  * `latchkeyErrors()` first: 503 with `Retry-After`), unless the limiter fails open.
  *
@@ -141,15 +152,15 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
         ? 'failure'
         : isSuccess(ctx)
           ? 'success'
-          : ctx.status >= 500
-            ? 'failure'
-            : 'release';
+          : RELEASE_STATUSES.has(ctx.status)
+            ? 'release'
+            : 'failure';
     } catch (error) {
       const status = statusOf(error);
       await settleQuietly(
         limiter,
         reservation,
-        status !== undefined && status < 500 && status !== 401 && status !== 403 ? 'release' : 'failure',
+        status !== undefined && RELEASE_STATUSES.has(status) ? 'release' : 'failure',
         onSettleError,
       );
       throw error;

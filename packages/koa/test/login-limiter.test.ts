@@ -94,6 +94,15 @@ async function loginApp(
       });
       return;
     }
+    if (ctx.path === '/redirects' || ctx.path === '/throws-404') {
+      // A route whose wrong-password answer is not a 401: a redirect back to the form, or a 404.
+      await guard(ctx, async () => {
+        passwordChecks++;
+        if (ctx.path === '/redirects') ctx.redirect('/form?error=1');
+        else ctx.throw(404, 'no such account');
+      });
+      return;
+    }
     if (ctx.path === '/throws') {
       await guard(ctx, async () => {
         passwordChecks++;
@@ -349,6 +358,27 @@ backendSuite('loginLimiter middleware', (test) => {
       }
       assert.is(app.passwordChecks, 5);
       await expect429(await app.login('alice@example.com', PASSWORD, '192.0.2.11'));
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('an answer that is neither success nor validation counts as a failure (redirect, 404)', async (ctx) => {
+    const app = await appFor(ctx);
+    try {
+      for (const path of ['/redirects', '/throws-404']) {
+        for (let i = 0; i < 6; i++) {
+          const r = await app.server.request(path, {
+            method: 'POST',
+            headers: { 'x-forwarded-for': `192.0.2.${path.length}` },
+            body: JSON.stringify({ email: 'alice@example.com' }),
+            redirect: 'manual',
+          });
+          if (i === 5) await expect429(r);
+          else assert.ok(r.status === 302 || r.status === 404, String(r.status));
+        }
+      }
+      assert.is(app.passwordChecks, 10, 'five guesses per route, then 429');
     } finally {
       await app.close();
     }

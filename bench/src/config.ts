@@ -2,9 +2,9 @@
 //
 //   pnpm bench                     full run (≈ 8 min on 2 cores); writes docs/benchmarks.{md,svg,json}
 //   pnpm bench --quick             smoke run (≈ 1.5 min); writes bench/.results/ instead of docs/
-//   BENCH_DURATION_S=8             seconds of load per scenario per round
+//   BENCH_DURATION_S=5             seconds of load per scenario per round
 //   BENCH_WARMUP_S=3               seconds of warm-up per scenario before round 1
-//   BENCH_ROUNDS=3                 interleaved rounds (at least 3)
+//   BENCH_ROUNDS=5                 interleaved rounds (at least 3)
 //   BENCH_CONNECTIONS=32           autocannon connections (the same for every scenario)
 //   BENCH_GROWTH_KEYS=1000000      sessions stored for the growth test (against 10,000)
 //   BENCH_ONLY=regex               run only the HTTP scenarios whose id matches (baseline always runs)
@@ -58,9 +58,9 @@ export function loadConfig(argv: readonly string[]): BenchConfig {
     out !== undefined && out !== '' ? out : quick ? join(root, 'bench', '.results') : join(root, 'docs');
   return Object.freeze({
     quick,
-    durationS: num('BENCH_DURATION_S', quick ? 1.5 : 8, 0.5, 120),
+    durationS: num('BENCH_DURATION_S', quick ? 1.5 : 5, 0.5, 120),
     warmupS: num('BENCH_WARMUP_S', quick ? 0.5 : 3, 0, 60),
-    rounds: Math.round(num('BENCH_ROUNDS', 3, 3, 20)),
+    rounds: Math.round(num('BENCH_ROUNDS', quick ? 3 : 5, 3, 20)),
     connections: Math.round(num('BENCH_CONNECTIONS', 32, 1, 1000)),
     growthKeys: Math.round(num('BENCH_GROWTH_KEYS', quick ? 50_000 : 1_000_000, 10_000, 5_000_000)),
     storeOpMs: num('BENCH_STORE_OP_MS', quick ? 300 : 2000, 100, 60_000),

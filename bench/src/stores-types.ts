@@ -23,6 +23,9 @@ export interface GrowthResult {
   readonly largeOpsPerSecond: number;
   readonly smallSoloMicros: number;
   readonly largeSoloMicros: number;
+  /** redis-server main-thread CPU per get, µs: the cost of the lookup itself, steady under load. */
+  readonly smallRedisMicros: number;
+  readonly largeRedisMicros: number;
   readonly usedMemoryLargeMiB: number;
 }
 

@@ -317,6 +317,7 @@ async function growth(): Promise<GrowthResult> {
   const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
   log(`growth: seeded ${small} + ${GROWTH_KEYS} sessions in ${seedSeconds.toFixed(1)} s`);
 
+  const calls = { small: 0, large: 0 };
   const sources = (size: 'small' | 'large'): NextCall => {
     const stored = size === 'small' ? small : GROWTH_KEYS;
     // 1000 sessions spread over the whole store, so the lookups touch all of its hash table.
@@ -324,6 +325,7 @@ async function growth(): Promise<GrowthResult> {
     let i = 0;
     return () => {
       const token = pool[i++ % pool.length]!;
+      calls[size]++;
       return () => stores[size].get(token);
     };
   };
@@ -334,13 +336,17 @@ async function growth(): Promise<GrowthResult> {
     await throughput(next[size], CONCURRENCY, Math.min(OP_MS, 1000)); // warm-up and first renewals
   }
   const samples = {
-    small: { ops: [] as number[], micros: [] as number[] },
-    large: { ops: [] as number[], micros: [] as number[] },
+    small: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
+    large: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
   };
   for (let round = 0; round < 5; round++) {
     for (const size of ['small', 'large'] as const) {
       samples[size].micros.push(await solo(next[size], OP_MS / 2));
+      const cpuBefore = await redisCpuMicros();
+      const callsBefore = calls[size];
       samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 2));
+      const cpu = (await redisCpuMicros()) - cpuBefore;
+      samples[size].redis.push(cpu / Math.max(1, calls[size] - callsBefore));
     }
   }
   const med = (values: number[]): number => values.sort((p, q) => p - q)[values.length >> 1]!;
@@ -352,9 +358,14 @@ async function growth(): Promise<GrowthResult> {
     largeOpsPerSecond: med(samples.large.ops),
     smallSoloMicros: med(samples.small.micros),
     largeSoloMicros: med(samples.large.micros),
+    smallRedisMicros: med(samples.small.redis),
+    largeRedisMicros: med(samples.large.redis),
     usedMemoryLargeMiB: used / 2 ** 20,
   };
-  log(`growth: ${result.smallOpsPerSecond.toFixed(0)} vs ${result.largeOpsPerSecond.toFixed(0)} get/s`);
+  log(
+    `growth: ${result.smallOpsPerSecond.toFixed(0)} vs ${result.largeOpsPerSecond.toFixed(0)} get/s, ` +
+      `${result.smallRedisMicros.toFixed(1)} vs ${result.largeRedisMicros.toFixed(1)} Redis µs/get`,
+  );
   await admin.flushall();
   await Promise.all([...Object.values(seeders), ...Object.values(readers)].map((r) => r.quit()));
   return result;
@@ -362,6 +373,13 @@ async function growth(): Promise<GrowthResult> {
 
 // ---------------------------------------------------------------------------------------------
 // Memory: MEMORY USAGE of what one login stores.
+
+async function redisCpuMicros(): Promise<number> {
+  const info = await admin.info('cpu');
+  const read = (name: string): number =>
+    Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
+  return (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6;
+}
 
 async function usage(key: string): Promise<{ bytes: number; encoding: string }> {
   const bytes = await admin.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');

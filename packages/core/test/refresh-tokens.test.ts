@@ -393,7 +393,7 @@ backendSuite(
 );
 
 realRedisSuite('RefreshTokens over a connection that loses a reply', (test) => {
-  test('a rotation that ioredis sends again after a reconnect returns the same successor, not reuse', async () => {
+  test('a call ioredis sends again after a reconnect answers as the first: rotate() is not reuse, issue() retires nothing', async () => {
     const proxy = await startReplyDropProxy((await sharedRedisServer()).port);
     const redis = new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 10 });
     redis.on('error', () => {
@@ -413,7 +413,7 @@ realRedisSuite('RefreshTokens over a connection that loses a reply', (test) => {
       assert.ok(first);
       proxy.dropNextReply();
       const rotated = await refresh.rotate(first);
-      assert.is(proxy.dropped, 1, 'the first reply was lost and the script ran again');
+      assert.is(proxy.dropped, 1, 'the reply was lost and the script ran again');
       assert.ok(rotated, 'the repeated request gets its successor');
       assert.ok(await sessions.get(cookie), 'the session survives');
       assert.ok(await refresh.rotate(rotated.token), 'and the successor is the live token');
@@ -421,6 +421,15 @@ realRedisSuite('RefreshTokens over a connection that loses a reply', (test) => {
       // A new request with the rotated-away token is still reuse.
       await rejects(refresh.rotate(first), isReuse, 'RefreshTokenReusedError');
       assert.is(await sessions.get(cookie), null);
+      // issue() repeated: the token it issued stays current and is not retired by its own repeat.
+      const again = await sessions.create('alice', {});
+      proxy.dropNextReply();
+      const issued = await refresh.issue(again.session);
+      assert.ok(issued);
+      const retired = new KeySpace(options.prefix).retiredRefresh(userTag('alice'), again.session.id);
+      assert.is(await redis.exists(retired), 0, 'nothing was retired');
+      assert.ok(await refresh.rotate(issued));
+      assert.is(proxy.dropped, 2);
     } finally {
       redis.disconnect();
       await proxy.close();

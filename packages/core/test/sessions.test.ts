@@ -1,4 +1,10 @@
-import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
+import {
+  type BackendContext,
+  backendSuite,
+  realRedisSuite,
+  sharedRedisServer,
+} from '@latchkey/testing/backends';
+import { Redis } from 'ioredis';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -15,6 +21,7 @@ import {
 } from '../src/index.js';
 import { sha256 } from '../src/internal/crypto.js';
 import { secretDigest } from '../src/sessions.js';
+import { startReplyDropProxy } from './helpers/reply-drop-proxy.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -418,6 +425,49 @@ backendSuite(
   },
   { backends: ['redis', 'cluster'] },
 );
+
+realRedisSuite('SessionStore over a connection that loses a reply', (test) => {
+  // ioredis re-sends a command whose reply was lost to a reconnect (autoResendUnfulfilledCommands):
+  // the scripts must answer the repeat as they answered the original.
+  async function dropping(run: (sessions: SessionStore, drop: () => void) => Promise<void>) {
+    const proxy = await startReplyDropProxy((await sharedRedisServer()).port);
+    const redis = new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 10 });
+    redis.on('error', () => {
+      // the cut connection is expected
+    });
+    try {
+      const prefix = `lkt:${process.pid}:drop:${Math.random().toString(36).slice(2)}`;
+      await run(new SessionStore({ redis, prefix, maxSessionsPerUser: 2 }), () => proxy.dropNextReply());
+      assert.is(proxy.dropped, 1, 'one reply was lost');
+    } finally {
+      redis.disconnect();
+      await proxy.close();
+    }
+  }
+
+  test('regenerate() answers with the new session, not null', async () => {
+    await dropping(async (sessions, drop) => {
+      const { token } = await sessions.create('alice', { a: 1 });
+      drop();
+      const next = await sessions.regenerate(token);
+      assert.ok(next, 'the repeated call finds the regenerated session');
+      assert.equal(await sessions.get(next.token), next.session);
+      assert.is(await sessions.get(token), null);
+    });
+  });
+
+  test('create() at the per-user cap evicts one session, not two', async () => {
+    await dropping(async (sessions, drop) => {
+      const first = await sessions.create('bob', {});
+      const second = await sessions.create('bob', {});
+      drop();
+      const third = await sessions.create('bob', {});
+      assert.is(await sessions.get(first.token), null, 'the oldest is evicted');
+      assert.ok(await sessions.get(second.token), 'the repeat evicts nothing more');
+      assert.ok(await sessions.get(third.token));
+    });
+  });
+});
 
 backendSuite('SessionStore.update', (test) => {
   test('merges fields and deletes those set to undefined', async (ctx) => {

@@ -16,6 +16,8 @@ if now >= tonumber(h[1]) or now >= tonumber(h[2])
     or (type(mark) == 'string' and tonumber(mark) > tonumber(h[3])) then
   return 0
 end
+-- A replay of this very call (ioredis re-sends a command whose reply was lost): already current.
+if h[4] == ARGV[2] then return 1 end
 if type(h[4]) == 'string' then
   local gen = redis.call('HINCRBY', KEYS[1], 'r:gen', 1)
   redis.call('ZADD', KEYS[2], gen, h[4])

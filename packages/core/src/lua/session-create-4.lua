@@ -15,7 +15,9 @@
 -- ARGV[13] data: name NUL json NUL name NUL json ... ('' = none), stored as the one field 'd'
 --
 -- Returns {-1} when the mark is later than authenticatedAt (nothing written);
---         {1, evicted sid, ...} on success.
+--         {1, evicted sid, ...} on success; {1} for a replay of this very call (ioredis re-sends a
+--         command whose reply was lost to a reconnect: the session exists, nothing more is evicted).
+if redis.call('HGET', KEYS[1] .. ARGV[1], 'm:tok') == ARGV[3] then return {1} end
 local mark = redis.call('GET', KEYS[4])
 local markAt = nil
 if type(mark) == 'string' then

@@ -9,11 +9,22 @@
 -- ARGV[4]  new sid         ARGV[5]  new token digest
 --
 -- Returns 0 when there is no session for this digest; {2, user id} when it was dead (now deleted);
---         {1, ...} as session-get, describing the session under its new id.
+--         {1, ...} as session-get, describing the session under its new id — also for a replay of
+--         this very call (ioredis re-sends a command whose reply was lost to a reconnect), found by
+--         the new id holding the new digest.
 local old = KEYS[1] .. ARGV[1]
 local h = redis.call('HMGET', old, 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:ie', 'm:ae', 'm:ip', 'm:ua',
   'd', 'm:it')
-if h[1] ~= ARGV[2] then return 0 end
+if h[1] ~= ARGV[2] then
+  local r = redis.call('HMGET', KEYS[1] .. ARGV[4], 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie',
+    'm:ae', 'm:ip', 'm:ua', 'd')
+  if r[1] ~= ARGV[5] then return 0 end
+  local ip, ua, d = r[8], r[9], r[10]
+  if type(ip) ~= 'string' then ip = '' end
+  if type(ua) ~= 'string' then ua = '' end
+  if type(d) ~= 'string' then d = '' end
+  return {1, r[2], r[3], r[4], r[5], r[6], r[7], ip, ua, d}
+end
 
 local now = tonumber(ARGV[3])
 local ae = tonumber(h[6])

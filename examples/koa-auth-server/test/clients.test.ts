@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { realBackendsAvailable, sharedRedisCluster, sharedRedisServer } from '@latchkey/testing/backends';
+import { realRedisSuite, sharedRedisCluster, sharedRedisServer } from '@latchkey/testing/backends';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RedisTarget } from '../src/config.js';
@@ -8,8 +8,6 @@ import { signUp, startTestApp } from './helpers.js';
 
 // The connections server.ts opens for REDIS_URL and REDIS_CLUSTER (no offline queue, timeouts,
 // reconnection) carry the whole flow, on a real server and on a real cluster.
-
-const clients = suite('the server’s Redis clients');
 
 async function flowOn(target: RedisTarget): Promise<void> {
   const redis = createRedisClient(target);
@@ -33,17 +31,19 @@ async function flowOn(target: RedisTarget): Promise<void> {
   }
 }
 
-clients('REDIS_URL: a single server', async () => {
-  if (!realBackendsAvailable()) return;
-  const { port } = await sharedRedisServer();
-  await flowOn({ kind: 'url', url: `redis://127.0.0.1:${port}` });
+realRedisSuite('the server’s Redis clients', (test) => {
+  test('REDIS_URL: a single server', async () => {
+    const { port } = await sharedRedisServer();
+    await flowOn({ kind: 'url', url: `redis://127.0.0.1:${port}` });
+  });
+
+  test('REDIS_CLUSTER: a 3-master cluster', async () => {
+    const { nodes } = await sharedRedisCluster();
+    await flowOn({ kind: 'cluster', nodes: nodes.map((n) => ({ host: n.host, port: n.port })) });
+  });
 });
 
-clients('REDIS_CLUSTER: a 3-master cluster', async () => {
-  if (!realBackendsAvailable()) return;
-  const { nodes } = await sharedRedisCluster();
-  await flowOn({ kind: 'cluster', nodes: nodes.map((n) => ({ host: n.host, port: n.port })) });
-});
+const clients = suite('describeTarget');
 
 clients('the start-up line names the target without credentials', () => {
   assert.is(

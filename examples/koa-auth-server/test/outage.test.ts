@@ -1,6 +1,5 @@
 import { type RedisServerHandle, startRedisServer } from '@latchkey/testing';
-import { realBackendsAvailable } from '@latchkey/testing/backends';
-import { suite } from 'uvu';
+import { realRedisSuite } from '@latchkey/testing/backends';
 import * as assert from 'uvu/assert';
 import { closeRedis, createRedisClient } from '../src/redis.js';
 import { type Client, eventually, signUp, startTestApp, type TestApp } from './helpers.js';
@@ -15,134 +14,131 @@ interface Ctx {
   close(): Promise<void>;
 }
 
-const outage = suite<Ctx>('Redis outage');
+realRedisSuite('Redis outage', (outage) => {
+  const ctx = {} as Ctx;
 
-outage.before(async (ctx) => {
-  if (!realBackendsAvailable()) return;
-  ctx.server = await startRedisServer();
-  ctx.errors = [];
-  const redis = createRedisClient(
-    { kind: 'url', url: ctx.server.url },
-    { onError: (e) => ctx.errors.push(e) },
-  );
-  await eventually(async () => (await redis.ping()) === 'PONG', 5000, 'the client to connect');
-  ctx.app = await startTestApp({ redis });
-  ctx.close = async () => {
-    await ctx.app.close();
-    await closeRedis(redis);
-    await ctx.server.stop();
-  };
-});
-
-outage.after(async (ctx) => {
-  await ctx.close?.();
-});
-
-async function timed(request: () => Promise<{ status: number }>): Promise<number> {
-  const started = performance.now();
-  await request();
-  return performance.now() - started;
-}
-
-outage(
-  'every route that needs Redis answers 503 within 2 s, then serves again after a restart',
-  async (ctx) => {
-    if (!realBackendsAvailable()) return;
-    const { app, server } = ctx;
-    const client = app.client();
-    const user = await signUp(client);
-    const sessionId = (await client.get('/auth/me')).body.sessionId as string;
-
-    await server.stop();
-
-    const bearer = { bearer: user.accessToken, cookies: false } as const;
-    const requests: Array<[string, (c: Client) => Promise<import('./helpers.js').Reply>]> = [
-      [
-        'register',
-        (c) =>
-          c.post(
-            '/auth/register',
-            { email: 'new@example.com', password: 'correct horse' },
-            { cookies: false },
-          ),
-      ],
-      [
-        'login',
-        (c) => c.post('/auth/login', { email: user.email, password: user.password }, { cookies: false }),
-      ],
-      ['me (cookie)', (c) => c.get('/auth/me')],
-      ['me (bearer)', (c) => c.get('/auth/me', bearer)],
-      ['refresh', (c) => c.post('/auth/refresh', { refreshToken: user.refreshToken }, { cookies: false })],
-      ['logout', (c) => c.post('/auth/logout')],
-      ['logout (bearer)', (c) => c.post('/auth/logout', undefined, bearer)],
-      ['logout-others', (c) => c.post('/auth/logout-others', undefined, bearer)],
-      ['logout-all', (c) => c.post('/auth/logout-all', undefined, bearer)],
-      ['sessions', (c) => c.get('/auth/sessions', bearer)],
-      ['delete session', (c) => c.delete(`/auth/sessions/${sessionId}`, bearer)],
-      [
-        'password',
-        (c) =>
-          c.post('/auth/password', { currentPassword: user.password, newPassword: 'new password' }, bearer),
-      ],
-      ['verify request', (c) => c.post('/auth/verify-email/request', undefined, bearer)],
-      ['verify confirm', (c) => c.post('/auth/verify-email/confirm', { code: '123456' }, bearer)],
-      [
-        'reset request',
-        (c) => c.post('/auth/password-reset/request', { email: user.email }, { cookies: false }),
-      ],
-      [
-        'reset confirm',
-        (c) =>
-          c.post(
-            '/auth/password-reset/confirm',
-            { email: user.email, code: '123456', newPassword: 'new password' },
-            { cookies: false },
-          ),
-      ],
-    ];
-    for (const [name, request] of requests) {
-      let reply: import('./helpers.js').Reply | undefined;
-      const ms = await timed(async () => {
-        reply = await request(client);
-        return reply;
-      });
-      assert.is(reply?.status, 503, `${name}: ${reply?.status} ${reply?.text}`);
-      assert.equal(reply?.body, { error: 'unavailable', message: reply?.body.message }, name);
-      assert.is(reply?.headers.get('retry-after'), '1', name);
-      assert.ok(ms < 2000, `${name} took ${Math.round(ms)} ms`);
-    }
-    let health: import('./helpers.js').Reply | undefined;
-    const healthMs = await timed(async () => {
-      health = await client.get('/healthz');
-      return health;
-    });
-    assert.is(health?.status, 503);
-    assert.equal(health?.body, { status: 'unavailable' });
-    assert.ok(healthMs < 2000);
-    assert.ok(client.jar.has('sid'), 'a 503 does not clear the cookie');
-
-    // Requests that need no Redis are still answered normally.
-    assert.is((await client.get('/nope')).status, 404);
-    assert.is((await client.post('/auth/login', { email: 'bad' })).status, 400);
-
-    await server.start(); // empty, as after losing the data
-    await eventually(
-      async () => (await client.get('/healthz')).status === 200,
-      10_000,
-      '/healthz to recover',
+  outage.before(async () => {
+    ctx.server = await startRedisServer();
+    ctx.errors = [];
+    const redis = createRedisClient(
+      { kind: 'url', url: ctx.server.url },
+      { onError: (e) => ctx.errors.push(e) },
     );
-    const again = app.client();
-    const fresh = await signUp(again, user.email, user.password);
-    assert.ok(fresh.accessToken.startsWith('v4.public.'));
-    assert.is((await again.get('/auth/me')).status, 200);
-    assert.is((await client.get('/auth/me')).status, 401, 'lost data logs people out, never in');
-  },
-);
+    await eventually(async () => (await redis.ping()) === 'PONG', 5000, 'the client to connect');
+    ctx.app = await startTestApp({ redis });
+    ctx.close = async () => {
+      await ctx.app.close();
+      await closeRedis(redis);
+      await ctx.server.stop();
+    };
+  });
 
-outage(
-  'a hung Redis (paused, connection open) also answers 503 within 2 s, and recovers',
-  async ({ app, server }) => {
-    if (!realBackendsAvailable()) return;
+  outage.after(async () => {
+    await ctx.close?.();
+  });
+
+  async function timed(request: () => Promise<{ status: number }>): Promise<number> {
+    const started = performance.now();
+    await request();
+    return performance.now() - started;
+  }
+
+  outage(
+    'every route that needs Redis answers 503 within 2 s, then serves again after a restart',
+    async () => {
+      const { app, server } = ctx;
+      const client = app.client();
+      const user = await signUp(client);
+      const sessionId = (await client.get('/auth/me')).body.sessionId as string;
+
+      await server.stop();
+
+      const bearer = { bearer: user.accessToken, cookies: false } as const;
+      const requests: Array<[string, (c: Client) => Promise<import('./helpers.js').Reply>]> = [
+        [
+          'register',
+          (c) =>
+            c.post(
+              '/auth/register',
+              { email: 'new@example.com', password: 'correct horse' },
+              { cookies: false },
+            ),
+        ],
+        [
+          'login',
+          (c) => c.post('/auth/login', { email: user.email, password: user.password }, { cookies: false }),
+        ],
+        ['me (cookie)', (c) => c.get('/auth/me')],
+        ['me (bearer)', (c) => c.get('/auth/me', bearer)],
+        ['refresh', (c) => c.post('/auth/refresh', { refreshToken: user.refreshToken }, { cookies: false })],
+        ['logout', (c) => c.post('/auth/logout')],
+        ['logout (bearer)', (c) => c.post('/auth/logout', undefined, bearer)],
+        ['logout-others', (c) => c.post('/auth/logout-others', undefined, bearer)],
+        ['logout-all', (c) => c.post('/auth/logout-all', undefined, bearer)],
+        ['sessions', (c) => c.get('/auth/sessions', bearer)],
+        ['delete session', (c) => c.delete(`/auth/sessions/${sessionId}`, bearer)],
+        [
+          'password',
+          (c) =>
+            c.post('/auth/password', { currentPassword: user.password, newPassword: 'new password' }, bearer),
+        ],
+        ['verify request', (c) => c.post('/auth/verify-email/request', undefined, bearer)],
+        ['verify confirm', (c) => c.post('/auth/verify-email/confirm', { code: '123456' }, bearer)],
+        [
+          'reset request',
+          (c) => c.post('/auth/password-reset/request', { email: user.email }, { cookies: false }),
+        ],
+        [
+          'reset confirm',
+          (c) =>
+            c.post(
+              '/auth/password-reset/confirm',
+              { email: user.email, code: '123456', newPassword: 'new password' },
+              { cookies: false },
+            ),
+        ],
+      ];
+      for (const [name, request] of requests) {
+        let reply: import('./helpers.js').Reply | undefined;
+        const ms = await timed(async () => {
+          reply = await request(client);
+          return reply;
+        });
+        assert.is(reply?.status, 503, `${name}: ${reply?.status} ${reply?.text}`);
+        assert.equal(reply?.body, { error: 'unavailable', message: reply?.body.message }, name);
+        assert.is(reply?.headers.get('retry-after'), '1', name);
+        assert.ok(ms < 2000, `${name} took ${Math.round(ms)} ms`);
+      }
+      let health: import('./helpers.js').Reply | undefined;
+      const healthMs = await timed(async () => {
+        health = await client.get('/healthz');
+        return health;
+      });
+      assert.is(health?.status, 503);
+      assert.equal(health?.body, { status: 'unavailable' });
+      assert.ok(healthMs < 2000);
+      assert.ok(client.jar.has('sid'), 'a 503 does not clear the cookie');
+
+      // Requests that need no Redis are still answered normally.
+      assert.is((await client.get('/nope')).status, 404);
+      assert.is((await client.post('/auth/login', { email: 'bad' })).status, 400);
+
+      await server.start(); // empty, as after losing the data
+      await eventually(
+        async () => (await client.get('/healthz')).status === 200,
+        10_000,
+        '/healthz to recover',
+      );
+      const again = app.client();
+      const fresh = await signUp(again, user.email, user.password);
+      assert.ok(fresh.accessToken.startsWith('v4.public.'));
+      assert.is((await again.get('/auth/me')).status, 200);
+      assert.is((await client.get('/auth/me')).status, 401, 'lost data logs people out, never in');
+    },
+  );
+
+  outage('a hung Redis (paused, connection open) also answers 503 within 2 s, and recovers', async () => {
+    const { app, server } = ctx;
     const client = app.client();
     await eventually(async () => (await client.get('/healthz')).status === 200, 10_000, 'Redis to be up');
     const user = await signUp(client);
@@ -170,7 +166,5 @@ outage(
       10_000,
       'the session to be served again',
     );
-  },
-);
-
-outage.run();
+  });
+});

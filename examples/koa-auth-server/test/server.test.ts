@@ -4,7 +4,7 @@ import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { generateDevelopmentKey, ServerSecret } from '@latchkey/core';
 import { type RedisServerHandle, startRedisServer } from '@latchkey/testing';
-import { realBackendsAvailable } from '@latchkey/testing/backends';
+import { realRedisSuite } from '@latchkey/testing/backends';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, isLoopbackHost, loadConfig } from '../src/config.js';
@@ -318,28 +318,29 @@ proc('SIGINT exits 0 too', async () => {
   }
 });
 
-proc('with REDIS_URL it names the server and warns when maxmemory-policy is not noeviction', async () => {
-  if (!realBackendsAvailable()) return;
-  const redis: RedisServerHandle = await startRedisServer();
-  const started = spawnServer({ PORT: '0', REDIS_URL: redis.url });
-  try {
-    const { Redis } = await import('ioredis');
-    const admin = new Redis(redis.port, '127.0.0.1');
-    await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
-    await admin.quit();
-    const url = await listening(started);
-    assert.match(started.stdout(), new RegExp(`Redis server at redis://127\\.0\\.0\\.1:${redis.port}`));
-    await until(() => started.stdout().includes('maxmemory-policy is allkeys-lru'), 10_000).catch(
-      () => undefined,
-    );
-    assert.match(started.stdout(), /maxmemory-policy is allkeys-lru/);
-    assert.is((await fetch(`${url}/healthz`)).status, 200);
-    started.child.kill('SIGTERM');
-    assert.is(await exitCode(started.child), 0);
-  } finally {
-    if (started.child.exitCode === null) started.child.kill('SIGKILL');
-    await redis.stop();
-  }
-});
-
 proc.run();
+
+realRedisSuite('the server process on a real Redis', (test) => {
+  test('with REDIS_URL it names the server and warns when maxmemory-policy is not noeviction', async () => {
+    const redis: RedisServerHandle = await startRedisServer();
+    const started = spawnServer({ PORT: '0', REDIS_URL: redis.url });
+    try {
+      const { Redis } = await import('ioredis');
+      const admin = new Redis(redis.port, '127.0.0.1');
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      await admin.quit();
+      const url = await listening(started);
+      assert.match(started.stdout(), new RegExp(`Redis server at redis://127\\.0\\.0\\.1:${redis.port}`));
+      await until(() => started.stdout().includes('maxmemory-policy is allkeys-lru'), 10_000).catch(
+        () => undefined,
+      );
+      assert.match(started.stdout(), /maxmemory-policy is allkeys-lru/);
+      assert.is((await fetch(`${url}/healthz`)).status, 200);
+      started.child.kill('SIGTERM');
+      assert.is(await exitCode(started.child), 0);
+    } finally {
+      if (started.child.exitCode === null) started.child.kill('SIGKILL');
+      await redis.stop();
+    }
+  });
+});

@@ -171,6 +171,7 @@ export class KeyRing {
     }
     const kid = resolveKid(input.kid, publicText);
     this.#checkFree(kid, publicText);
+    this.#checkRoom(kid);
     this.#verification.set(kid, { key: publicKey, paserk: publicText });
     this.#signing = { kid, key: secret };
     this.#publish();
@@ -194,9 +195,7 @@ export class KeyRing {
     }
     const kid = resolveKid(input.kid, text);
     this.#checkFree(kid, text);
-    if (this.#verification.size >= MAX_KEYS && !this.#verification.has(kid)) {
-      throw new KeyError(`a key ring holds at most ${MAX_KEYS} keys`);
-    }
+    this.#checkRoom(kid);
     this.#verification.set(kid, { key: publicKey, paserk: text });
     this.#publish();
   }
@@ -221,6 +220,13 @@ export class KeyRing {
     const existing = this.#verification.get(kid);
     if (existing !== undefined && existing.paserk !== publicText) {
       throw new KeyError(`the key id "${kid}" already names another key`);
+    }
+  }
+
+  /** Rotation adds a key each time (the old signing key keeps verifying): the cap applies to both. */
+  #checkRoom(kid: string): void {
+    if (this.#verification.size >= MAX_KEYS && !this.#verification.has(kid)) {
+      throw new KeyError(`a key ring holds at most ${MAX_KEYS} keys; remove retired ones`);
     }
   }
 

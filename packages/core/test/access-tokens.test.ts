@@ -191,6 +191,26 @@ keyRing('never prints a secret key', async () => {
   }
 });
 
+keyRing('holds at most 32 keys, also when rotation adds them through setSigningKey', async () => {
+  const r = await ring();
+  const keys = await Promise.all(Array.from({ length: 32 }, () => generateDevelopmentKey()));
+  for (let i = 0; i < 31; i++)
+    await r.setSigningKey({ kid: `k${i}`, key: (keys[i] as { secret: string }).secret });
+  assert.is(r.kids.length, 32);
+  await r.setSigningKey({ kid: 'k32', key: (keys[31] as { secret: string }).secret }).then(
+    () => assert.unreachable('a 33rd key'),
+    (e: unknown) => assert.instance(e, KeyError),
+  );
+  await r.addVerificationKey({ key: other.public }).then(
+    () => assert.unreachable('a 33rd key'),
+    (e: unknown) => assert.instance(e, KeyError),
+  );
+  assert.is(r.signingKid, 'k30', 'a refused rotation changes nothing');
+  assert.ok(r.removeVerificationKey('k0'));
+  await r.setSigningKey({ kid: 'k32', key: (keys[31] as { secret: string }).secret });
+  assert.is(r.signingKid, 'k32');
+});
+
 keyRing('refuses to remove the signing key', async () => {
   const r = await ring();
   assert.throws(

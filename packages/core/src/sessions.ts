@@ -153,6 +153,7 @@ const TOKEN_LENGTH = 113;
 const TOKEN = /^v1\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
 
 /**
  * Server-side sessions in Redis: one hash per session under the user's hash tag, so every operation —
@@ -651,7 +652,10 @@ function metadata(name: string, value: unknown, max: number): string | undefined
   if (value === undefined || value === '') return undefined;
   if (typeof value !== 'string') throw new InvalidInputError(`${name} must be a string`);
   // Metadata comes from the client (a long user agent); keep a bounded prefix rather than refuse a login.
-  return value.length > max ? value.slice(0, max) : value;
+  const kept = value.length > max ? value.slice(0, max) : value;
+  // A lone surrogate (sent as such, or half a pair cut above) reaches Redis as U+FFFD: return what
+  // get() will return.
+  return LONE_SURROGATE.test(kept) ? kept.replace(LONE_SURROGATES, '\uFFFD') : kept;
 }
 
 /**

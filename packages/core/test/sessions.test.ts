@@ -273,6 +273,21 @@ backendSuite('SessionStore.create', (test) => {
     assert.is(session.userAgent?.length, 512);
     assert.not.ok('ip' in session);
   });
+
+  test('returns client metadata as get() will: a surrogate pair cut in half becomes U+FFFD', async (ctx) => {
+    const sessions = store(ctx);
+    const { token, session } = await sessions.create(
+      'gina2',
+      {},
+      {
+        userAgent: `${'U'.repeat(511)}😀`,
+        ip: 'lone \udc00',
+      },
+    );
+    assert.is(session.userAgent, `${'U'.repeat(511)}\ufffd`);
+    assert.is(session.ip, 'lone \ufffd');
+    assert.equal(await sessions.get(token), session);
+  });
 });
 
 backendSuite('SessionStore.get', (test) => {

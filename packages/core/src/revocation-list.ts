@@ -125,7 +125,8 @@ export class RevocationList {
       throw new InvalidInputError('expiresAt lies more than 366 days ahead');
     }
     if (remaining + this.#options.clockToleranceMs <= 0) return false;
-    const ttl = remaining + this.#options.clockToleranceMs + this.#options.skewMarginMs;
+    // Whole ms, rounded up: an injected clock may report fractions, and PX takes an integer.
+    const ttl = Math.ceil(remaining + this.#options.clockToleranceMs + this.#options.skewMarginMs);
     await this.#ctx.runner.run(revocationAdd, [this.#key(jti, options.userId)], [String(ttl)]);
     emitSafely(this.#ctx.onEvent, {
       type: 'access-token.revoked',

@@ -48,6 +48,17 @@ backendSuite('RevocationList.revoke', (test) => {
     assert.ok(await list.isRevoked('jti-1', { userId: 'alice' }));
   });
 
+  test('works with a clock that reports fractions of a millisecond', async (ctx) => {
+    const list = new RevocationList({
+      redis: ctx.redis,
+      clock: { now: () => ctx.clock.now() + 0.25 },
+      prefix: ctx.prefix,
+    });
+    assert.is(await list.revoke('frac', { expiresAt: ctx.clock.now() + MINUTE, userId: 'ida' }), true);
+    assert.ok(await list.isRevoked('frac', { userId: 'ida' }));
+    assert.equal(await ctx.keysWithoutTtl(), []);
+  });
+
   test('stores nothing for a token already past expiry plus tolerance', async (ctx) => {
     const list = new RevocationList({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix });
     const now = ctx.clock.now();

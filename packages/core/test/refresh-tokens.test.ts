@@ -544,6 +544,25 @@ backendSuite('RefreshTokens with SessionStore.revokeAllForUser', (test) => {
 });
 
 backendSuite('RefreshTokens lifetimes', (test) => {
+  test('retired digests live as long as their session, renewed with it', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, session, refreshToken } = await login(s);
+    const ks = new KeySpace(ctx.prefix);
+    const sessionKey = ks.session(userTag('alice'), session.id);
+    const retiredKey = ks.retiredRefresh(userTag('alice'), session.id);
+    const same = async (what: string) => {
+      const [a, b] = [await ctx.redis.pttl(sessionKey), await ctx.redis.pttl(retiredKey)];
+      assert.ok(b >= a - 1000 && b <= a + 1000 && a > 0, `${what}: session ${a}, retired ${b}`);
+    };
+    await ctx.advance(10 * MIN);
+    assert.ok(await s.refresh.rotate(refreshToken));
+    await same('after a rotation');
+    await ctx.advance(30 * MIN);
+    assert.ok(await s.sessions.get(cookie)); // renews the session, and the retired digests with it
+    await same('after a renewal by the cookie');
+    assert.ok((await ctx.redis.pttl(retiredKey)) > 50 * MIN);
+  });
+
   test('holds zero keys once every lifetime has passed, retired digests included', async (ctx) => {
     const s = stores(ctx, { graceMs: 1000 });
     for (const userId of ['l1', 'ü{x}:"y"']) {

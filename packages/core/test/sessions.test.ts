@@ -815,6 +815,32 @@ backendSuite('SessionStore.revokeAllForUser', (test) => {
 });
 
 backendSuite('SessionStore lifetimes', (test) => {
+  test('every key lives at least as long as what it holds, and is renewed with the idle deadline', async (ctx) => {
+    const sessions = store(ctx, { idleTimeoutMs: 2 * HOUR });
+    const ks = new KeySpace(ctx.prefix);
+    const tag = userTag('t1');
+    // Real Redis counts PTTL down in real time while the test runs: allow a little of it.
+    const near = async (key: string, expected: number, what: string) => {
+      const pttl = await ctx.redis.pttl(key);
+      assert.ok(pttl <= expected && pttl > expected - 2000, `${what}: pttl ${pttl}, expected ${expected}`);
+    };
+    const long = await sessions.create('t1', {}, { absoluteTimeoutMs: 4 * HOUR });
+    const short = await sessions.create('t1', {}, { idleTimeoutMs: 10 * MIN });
+    await near(ks.session(tag, long.session.id), 2 * HOUR, 'session');
+    await near(ks.session(tag, short.session.id), 10 * MIN, 'short session');
+    await near(ks.sessionIndex(tag), 2 * HOUR, 'index: its longest member');
+    await ctx.advance(90 * MIN);
+    assert.ok(await sessions.get(long.token));
+    await near(ks.session(tag, long.session.id), 2 * HOUR, 'renewed session');
+    await near(ks.sessionIndex(tag), 2 * HOUR, 'index, extended with it');
+    await ctx.advance(100 * MIN);
+    const late = await sessions.get(long.token);
+    assert.is(late?.idleExpiresAt, long.session.absoluteExpiresAt);
+    await near(ks.session(tag, long.session.id), long.session.absoluteExpiresAt - ctx.clock.now(), 'capped');
+    await sessions.revokeAllForUser('t1');
+    await near(ks.revokeBefore(tag), 24 * HOUR + MIN, 'mark: the longest lifetime plus skew');
+  });
+
   test('holds zero keys, indexes and marks included, once every lifetime has passed', async (ctx) => {
     const sessions = store(ctx, { maxSessionsPerUser: 2 });
     const a = await sessions.create('l1', { a: 1 });

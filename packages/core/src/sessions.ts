@@ -217,9 +217,11 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
   async create(
     userId: string,
     data: Data,
-    options: CreateSessionOptions = {},
+    createOptions: CreateSessionOptions = {},
   ): Promise<{ token: SessionToken; session: Session<Data> }> {
     checkUserId(userId);
+    // A JavaScript caller's null means "no options", as undefined does, never a TypeError.
+    const options: CreateSessionOptions = createOptions ?? {};
     const o = this.#options;
     const now = this.#ctx.clock.now();
     const authenticatedAt = options.authenticatedAt ?? now;
@@ -494,8 +496,9 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
    * await sessions.revokeAllForUser(userId, { except: current.id });             // logout-others
    * await sessions.revokeAllForUser(userId, { except: current.id, setMark: true }); // password change
    */
-  async revokeAllForUser(userId: string, options: RevokeAllOptions = {}): Promise<number> {
+  async revokeAllForUser(userId: string, revokeOptions: RevokeAllOptions = {}): Promise<number> {
     checkUserId(userId);
+    const options: RevokeAllOptions = revokeOptions ?? {};
     const except = options.except;
     if (except !== undefined && (typeof except !== 'string' || !SESSION_ID.test(except))) {
       throw new InvalidInputError('except must be a session id');

@@ -253,6 +253,14 @@ backendSuite('SessionStore.create', (test) => {
     }
   });
 
+  test('takes a null options argument as none (create and revokeAllForUser)', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('n1', {}, null as never);
+    assert.ok(await sessions.get(token));
+    assert.is(await sessions.revokeAllForUser('n1', null as never), 1);
+    assert.is(await sessions.get(token), null);
+  });
+
   test('keeps per-session idle and absolute timeouts', async (ctx) => {
     const sessions = store(ctx);
     const now = ctx.clock.now();

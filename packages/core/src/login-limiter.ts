@@ -36,14 +36,16 @@ const MEMBER_AT = /^(\d+)\./;
 /**
  * Log members need only be unique among the writers of one log, never secret (they never leave the
  * process except to Redis): a random 72-bit id per process plus a counter, instead of 128 fresh CSPRNG
- * bits per attempt (the costliest single step of a check).
+ * bits per attempt (the costliest single step of a check). The id is drawn at first use, not at module
+ * load, so processes started from one startup snapshot still draw their own.
  */
-const MEMBER_PREFIX = randomId().slice(0, 12);
+let memberPrefix: string | undefined;
 let memberSeq = 0;
 
 function newMember(now: number): string {
+  memberPrefix ??= randomId().slice(0, 12);
   memberSeq++;
-  return `${now}.${MEMBER_PREFIX}${memberSeq.toString(36)}`;
+  return `${now}.${memberPrefix}${memberSeq.toString(36)}`;
 }
 
 /** The three login policies: failures per account at one IP, per IP, per account across IPs. */

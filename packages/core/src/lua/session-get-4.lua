@@ -17,7 +17,7 @@
 --         {1, user id, createdAt, authenticatedAt, lastSeenAt, idle deadline, absolute deadline,
 --            ip or '', user agent or '', data} where data is name NUL json NUL name NUL json ...
 local h = redis.call('HMGET', KEYS[1], 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie', 'm:ae',
-  'm:ip', 'm:ua', 'd', 'm:it')
+  'm:ip', 'm:ua', 'd')
 -- A missing field is false on Redis and a truthy non-string on the fake: never equal to the digest.
 if h[1] ~= ARGV[1] then return 0 end
 
@@ -36,7 +36,8 @@ local sa, ies = h[5], h[6]
 if now - tonumber(sa) >= tonumber(ARGV[3]) then
   -- Instants exceed 2^31: the fake's Lua has 32-bit integers, so format with %.0f (exact below
   -- 2^53 on Redis and on the fake alike), never tostring.
-  local ie = now + tonumber(h[11])
+  -- The idle timeout is read only when a renewal is due (at most once per resolution).
+  local ie = now + tonumber(redis.call('HGET', KEYS[1], 'm:it'))
   if ie > ae then ie = ae end
   ies = string.format('%.0f', ie)
   sa = ARGV[2]

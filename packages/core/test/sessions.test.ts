@@ -311,18 +311,18 @@ backendSuite('SessionStore.get', (test) => {
     }
   });
 
-  test('ends a session idle for longer than the idle timeout and emits session.expired', async (ctx) => {
-    const events: SecurityEvent[] = [];
-    const sessions = store(ctx, {}, events);
-    const { token, session } = await sessions.create('u2', {});
+  test('ends a session idle for longer than the idle timeout, and its keys with it', async (ctx) => {
+    const sessions = store(ctx);
+    const { token } = await sessions.create('u2', {});
     await ctx.advance(59 * MIN);
     assert.ok(await sessions.get(token));
+    await ctx.advance(59 * MIN);
+    assert.ok(await sessions.get(token), 'renewed by the last use');
     await ctx.advance(61 * MIN);
+    assert.equal(await ctx.keys(), [], 'the TTL ended with the idle deadline');
     assert.is(await sessions.get(token), null);
-    assert.equal(await ctx.keys(), []);
-    // On the fake the key may still be there for get() to find dead: then the event is emitted.
-    const expired = events.filter((e) => e.type === 'session.expired');
-    assert.ok(expired.every((e) => e.type === 'session.expired' && e.sessionId === session.id));
+    // session.expired (a record found dead on access) is tested on the real backends, where the
+    // logical clock can move without the keys' TTLs.
   });
 
   test('never extends a session past its absolute lifetime', async (ctx) => {

@@ -108,7 +108,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (devFlag !== undefined && devFlag !== '0' && devFlag !== '1') {
     throw new ConfigError(`LATCHKEY_DEV must be 0 or 1, got "${devFlag}"`);
   }
-  const dev = devFlag === '1' || (!production && isLoopbackHost(host));
+  // LATCHKEY_DEV=1 stands in for the loopback HOST, never for NODE_ENV: production never serves the
+  // dev outbox (which shows every code to whoever asks) or generated keys.
+  if (production && devFlag === '1') {
+    throw new ConfigError('LATCHKEY_DEV=1 is not allowed with NODE_ENV=production');
+  }
+  const dev = !production && (devFlag === '1' || isLoopbackHost(host));
 
   const trustProxy = integer('TRUST_PROXY', get('TRUST_PROXY'), 0, 0, 100);
   const certFile = get('TLS_CERT_FILE');

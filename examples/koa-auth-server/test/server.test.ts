@@ -14,6 +14,13 @@ import { ConfigError, isLoopbackHost, loadConfig } from '../src/config.js';
 
 const config = suite('loadConfig');
 
+/** What production needs besides NODE_ENV (loadConfig checks only their shape). */
+const PROD_KEYS = Object.freeze({
+  PASETO_SECRET_KEY: `k4.secret.${'A'.repeat(86)}`,
+  LATCHKEY_SECRET: 'A'.repeat(43),
+  TRUST_PROXY: '1',
+});
+
 config(
   'defaults: 127.0.0.1:3000, development mode, the fake Redis, the contract’s lifetimes and limits',
   () => {
@@ -86,7 +93,10 @@ config('development mode needs NODE_ENV ≠ production and a loopback HOST, or L
   assert.is(loadConfig({ HOST: '::1' }).dev, true);
   assert.is(loadConfig({ HOST: '127.0.0.2' }).dev, true);
   assert.is(loadConfig({ HOST: '0.0.0.0', LATCHKEY_DEV: '1' }).dev, true);
-  assert.is(loadConfig({ NODE_ENV: 'production', LATCHKEY_DEV: '1' }).dev, true);
+  assert.is(loadConfig({ NODE_ENV: 'development', HOST: '::ffff:127.0.0.1' }).dev, true);
+  assert.is(loadConfig({ HOST: '0.0.0.0', ...PROD_KEYS }).dev, false);
+  assert.is(loadConfig({ HOST: '0.0.0.0', LATCHKEY_DEV: '0', ...PROD_KEYS }).dev, false);
+  assert.is(loadConfig({ HOST: 'localhost', NODE_ENV: 'production', ...PROD_KEYS }).dev, false);
   assert.not.ok(isLoopbackHost('0.0.0.0'));
   assert.not.ok(isLoopbackHost('::'));
   assert.not.ok(isLoopbackHost('192.168.1.10'));
@@ -159,6 +169,8 @@ config('malformed values are refused in one line naming the variable', () => {
     [{ PORT: '70000' }, /PORT/],
     [{ TRUST_PROXY: 'true' }, /TRUST_PROXY/],
     [{ LATCHKEY_DEV: 'yes' }, /LATCHKEY_DEV/],
+    // Development mode (the outbox shows every code) is never on in production, whatever else is set.
+    [{ NODE_ENV: 'production', LATCHKEY_DEV: '1', ...PROD_KEYS }, /LATCHKEY_DEV=1 .*NODE_ENV=production/],
     [{ ACCESS_TOKEN_TTL_SECONDS: '0' }, /ACCESS_TOKEN_TTL_SECONDS/],
     [{ ACCESS_TOKEN_TTL_SECONDS: '90000' }, /ACCESS_TOKEN_TTL_SECONDS/],
     [{ REFRESH_REUSE_GRACE_SECONDS: '-1' }, /REFRESH_REUSE_GRACE_SECONDS/],
@@ -250,6 +262,13 @@ proc('refuses to start in production without keys: exit 1 and one clear line', a
     /^koa-auth-server: refusing to start .*PASETO_SECRET_KEY.*LATCHKEY_SECRET.*TRUST_PROXY/,
   );
   assert.is(started.stdout(), '');
+  const forced = spawnServer({ NODE_ENV: 'production', LATCHKEY_DEV: '1', PORT: '0' });
+  assert.is(await exitCode(forced.child), 1);
+  assert.match(
+    forced.stderr(),
+    /^koa-auth-server: LATCHKEY_DEV=1 is not allowed with NODE_ENV=production\n$/,
+  );
+  assert.is(forced.stdout(), '');
 });
 
 proc(

@@ -1,4 +1,6 @@
-import { backendSuite } from '@latchkey/testing/backends';
+import { startRedisServer } from '@latchkey/testing';
+import { backendSuite, closeClient, realRedisSuite } from '@latchkey/testing/backends';
+import { Redis } from 'ioredis';
 import * as assert from 'uvu/assert';
 import { CrossSlotError, KeySpace, StoreUnavailableError, userTag } from '../src/index.js';
 import { defineScript, ScriptRunner } from '../src/internal/script.js';
@@ -116,3 +118,35 @@ backendSuite(
   },
   { backends: ['redis', 'cluster'] },
 );
+
+const incr = defineScript({
+  name: 'test-incr',
+  numberOfKeys: 1,
+  source: `local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 60000) return n`,
+});
+
+realRedisSuite('ScriptRunner.run during an outage', (test) => {
+  test('fails at once while reconnecting and never runs the call after Redis returns', async () => {
+    const server = await startRedisServer();
+    const client = new Redis(server.port, '127.0.0.1', { maxRetriesPerRequest: 20 });
+    const runner = new ScriptRunner(client, 2000);
+    try {
+      assert.is(await runner.run(incr, ['lk:{o}:n'], []), 1);
+      await server.stop();
+      for (let i = 0; i < 100 && client.status === 'ready'; i++) await new Promise((r) => setTimeout(r, 10));
+      const started = performance.now();
+      await runner.run(incr, ['lk:{o}:late'], []).then(
+        () => assert.unreachable('must not succeed while Redis is down'),
+        (e: unknown) => assert.instance(e, StoreUnavailableError),
+      );
+      assert.ok(performance.now() - started < 500, 'answered at once, not after the timeout');
+      await server.start();
+      for (let i = 0; i < 200 && client.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.is(await runner.run(incr, ['lk:{o}:n'], []), 1, 'serves again (the restarted server is empty)');
+      assert.is(await client.get('lk:{o}:late'), null, 'the refused call was not queued and replayed');
+    } finally {
+      await closeClient(client);
+      await server.stop();
+    }
+  });
+});

@@ -62,6 +62,9 @@ export class ScriptRunner {
       );
     }
     assertSameSlot(keys, script.name);
+    if (!usable(this.redis)) {
+      return Promise.reject(new StoreUnavailableError(`Redis connection is not ready (${script.name})`));
+    }
     const fn = this.#command(script);
     let pending: Promise<unknown>;
     try {
@@ -106,6 +109,31 @@ export class ScriptRunner {
     }
     return client[script.command] as CustomCommand;
   }
+}
+
+const everReady = new WeakSet<object>();
+const watched = new WeakSet<object>();
+
+/**
+ * False while a connection that has been ready once is down (reconnecting). ioredis would hold a
+ * command in its offline queue and run it when Redis returns — after the caller was told "unavailable"
+ * and may have acted on that (a client that retries a refresh would then present a token that was
+ * rotated in its absence). So once a client has been ready, nothing is queued behind an outage: the
+ * call fails at once. Before the first ready (start-up, lazy connect) commands wait for it as usual.
+ */
+function usable(redis: RedisClient): boolean {
+  const status = (redis as { status?: unknown }).status;
+  if (typeof status !== 'string') return true; // ioredis-mock has no connection
+  if (status === 'ready') {
+    everReady.add(redis);
+    return true;
+  }
+  if (!watched.has(redis)) {
+    watched.add(redis);
+    redis.on('ready', () => everReady.add(redis));
+  }
+  if (status === 'wait') return true;
+  return !everReady.has(redis) && status !== 'reconnecting' && status !== 'close' && status !== 'end';
 }
 
 /**

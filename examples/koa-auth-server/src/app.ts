@@ -31,7 +31,7 @@ import type { Config } from './config.js';
 import { type Logger, logSecurityEvent, requestLog } from './logger.js';
 import type { DevOutbox, Mailer, MailPurpose } from './mailer.js';
 import { browserPage } from './page.js';
-import { PasswordHasher, type PasswordHashingOptions } from './passwords.js';
+import { type PasswordChecker, PasswordHasher, type PasswordHashingOptions } from './passwords.js';
 import { type User, UserStore } from './users.js';
 import {
   bodyObject,
@@ -67,6 +67,11 @@ export interface AppDeps {
   readonly prefix?: string;
   /** argon2id costs; lower them in tests only. */
   readonly passwordHashing?: PasswordHashingOptions;
+  /**
+   * The password hasher itself (tests only: one that can pause a check).
+   * @default new PasswordHasher(passwordHashing)
+   */
+  readonly passwordHasher?: PasswordChecker;
 }
 
 /** The most a `/healthz` probe waits for Redis, in ms. */
@@ -128,8 +133,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   });
   const codes = new OneTimeCodes({ ...store, secret: deps.secret });
   const users = new UserStore({ redis, prefix: `${prefix}:app`, clock });
-  const hasher = new PasswordHasher(deps.passwordHashing);
-  void hasher.warmUp().catch(() => undefined);
+  const hasher: PasswordChecker = deps.passwordHasher ?? new PasswordHasher(deps.passwordHashing);
+  void hasher.warmUp?.().catch(() => undefined);
 
   const app = new Koa<AppState>({
     proxy: config.trustProxy > 0,
@@ -311,11 +316,17 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     loginThrottle((ctx) => input(ctx, 'email').email),
     async (ctx) => {
       const { email, password } = input(ctx, 'email', 'password');
-      // Read before the check: a reset or logout-all after this instant makes the login stale.
+      // Taken before the hash is read: a reset, change or logout-all whose revoke-before mark is later
+      // makes this login stale (the session store refuses it).
       const authenticatedAt = clock.now();
       const user = await users.findByEmail(email);
       const ok = await hasher.verify(user?.passwordHash, password);
       if (user === null || !ok) throw invalidCredentials(401);
+      // The check took a while: if the password changed meanwhile, what was checked is the old one.
+      // The mark alone misses a change in the same millisecond as this login began, or one made by a
+      // server whose clock is behind this one's; the stored hash does not.
+      const current = await users.findById(user.id);
+      if (current === null || current.passwordHash !== user.passwordHash) throw invalidCredentials(401);
       let created: Session<Data>;
       try {
         created = await ctx.state.sessions.logIn(user.id, {}, { authenticatedAt });
@@ -435,11 +446,10 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       const user = ctx.state.user as User & { passwordHash: string };
       const { sessionId } = auth(ctx);
       if (!(await hasher.verify(user.passwordHash, currentPassword))) throw invalidCredentials(403);
-      const updated = await users.setPasswordHash(user.id, await hasher.hash(newPassword));
-      if (!updated)
-        throw new HttpError(401, 'unauthenticated', 'authentication required', {
-          'WWW-Authenticate': 'Bearer',
-        });
+      // Only over the hash just checked: a reset that landed meanwhile made currentPassword stale, and
+      // its new password must stand.
+      const newHash = await hasher.hash(newPassword);
+      if (!(await users.setPasswordHash(user.id, newHash, user.passwordHash))) throw invalidCredentials(403);
       // The current password was just checked: the kept session counts as freshly authenticated, and
       // a login that checked the old password before this instant can no longer create a session.
       await sessions.revokeAllForUser(user.id, { except: sessionId, setMark: true });

@@ -20,6 +20,19 @@ export interface PasswordHashingOptions {
   readonly parallelism?: number;
 }
 
+/**
+ * What the app needs of a password hasher: {@link PasswordHasher}, or a stand-in in tests (one that
+ * pauses a check, to prove that a login racing a password reset cannot survive it).
+ */
+export interface PasswordChecker {
+  /** The PHC string of `password`. */
+  hash(password: string): Promise<string>;
+  /** True when `password` matches `stored`; with `stored` undefined, a full check that returns false. */
+  verify(stored: string | undefined, password: string): Promise<boolean>;
+  /** Prepares what the first check needs (optional). */
+  warmUp?(): Promise<void>;
+}
+
 // `Algorithm` is an ambient const enum (unusable under isolatedModules); 2 is Argon2id.
 const ARGON2ID = 2 as Algorithm;
 
@@ -28,7 +41,7 @@ const ARGON2ID = 2 as Algorithm;
  * verification against a dummy hash of the same cost, so that "no such account" and "wrong password"
  * take the same time.
  */
-export class PasswordHasher {
+export class PasswordHasher implements PasswordChecker {
   readonly #options: { memoryCost: number; timeCost: number; parallelism: number; algorithm: Algorithm };
   #dummy: Promise<string> | undefined;
 

@@ -4,7 +4,7 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { DevOutbox, DroppingMailer, type Mailer } from './mailer.js';
-import type { PasswordHashingOptions } from './passwords.js';
+import type { PasswordChecker, PasswordHashingOptions } from './passwords.js';
 import { closeRedis, createRedisClient } from './redis.js';
 
 /** Options of {@link assemble}: the configuration, and what tests replace. */
@@ -17,6 +17,7 @@ export interface AssembleOptions {
   readonly clock?: Clock;
   readonly prefix?: string;
   readonly passwordHashing?: PasswordHashingOptions;
+  readonly passwordHasher?: PasswordChecker;
 }
 
 /** An app with everything it was built from. */
@@ -83,6 +84,7 @@ export async function assemble(options: AssembleOptions): Promise<Assembled> {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     ...(options.passwordHashing === undefined ? {} : { passwordHashing: options.passwordHashing }),
+    ...(options.passwordHasher === undefined ? {} : { passwordHasher: options.passwordHasher }),
   });
   return {
     app: app as unknown as Koa,

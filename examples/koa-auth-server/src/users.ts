@@ -98,9 +98,11 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'email', ARGV[2], 'ph', ARGV[3], 'ev'
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
-// Writes only to an existing record: a record that expired is never resurrected without a TTL.
+// Writes only to an existing record (one that expired is never resurrected without a TTL), and with
+// ARGV[3] set only while the stored hash is still that one (compare-and-set).
 const SET_PASSWORD = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'ph') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], 'ph', ARGV[1], 'pa', ARGV[2])
 return 1`;
 
@@ -115,7 +117,7 @@ const SCRIPTS = {
   appUserReleaseV1: { numberOfKeys: 1, lua: RELEASE },
   appUserPersistClaimV1: { numberOfKeys: 1, lua: PERSIST_CLAIM },
   appUserCreateV1: { numberOfKeys: 1, lua: CREATE },
-  appUserSetPasswordV1: { numberOfKeys: 1, lua: SET_PASSWORD },
+  appUserSetPasswordV2: { numberOfKeys: 1, lua: SET_PASSWORD },
   appUserVerifyV1: { numberOfKeys: 1, lua: VERIFY },
 } as const;
 
@@ -209,12 +211,16 @@ export class UserStore {
     return this.#load(userId);
   }
 
-  /** Replaces the password hash. False when the user no longer exists. */
-  async setPasswordHash(userId: string, passwordHash: string): Promise<boolean> {
+  /**
+   * Replaces the password hash. With `expected`, only while the stored hash is still that one (a
+   * password change must not overwrite a reset that landed while the current password was checked).
+   * False when the user no longer exists or its hash is no longer `expected`.
+   */
+  async setPasswordHash(userId: string, passwordHash: string, expected?: string): Promise<boolean> {
     const reply = await this.#run(
-      'appUserSetPasswordV1',
+      'appUserSetPasswordV2',
       [this.userKey(userId)],
-      [passwordHash, this.#clock.now()],
+      [passwordHash, this.#clock.now(), expected ?? ''],
     );
     return Number(reply) === 1;
   }

@@ -7,6 +7,7 @@ import { createFakeRedis } from '@latchkey/testing';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import type { DevOutbox } from '../src/mailer.js';
+import type { PasswordChecker } from '../src/passwords.js';
 import { assemble } from '../src/setup.js';
 
 /** Fast argon2id for tests (production keeps the OWASP defaults). */
@@ -26,6 +27,8 @@ export interface TestAppOptions {
   readonly redis?: RedisClient;
   readonly clock?: Clock;
   readonly prefix?: string;
+  /** Replaces the argon2id hasher (e.g. with one whose checks can be paused). */
+  readonly passwordHasher?: PasswordChecker;
 }
 
 export interface TestApp {
@@ -65,6 +68,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     passwordHashing: FAST_HASHING,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    ...(options.passwordHasher === undefined ? {} : { passwordHasher: options.passwordHasher }),
   });
   const server: Server = createServer(assembled.app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -335,9 +335,16 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw invalidCredentials(401);
         throw error;
       }
-      const refreshToken = await refreshTokens.issue(created);
-      if (refreshToken === null) throw invalidCredentials(401); // revoked in the meantime
-      await tokenResponse(ctx, created, refreshToken);
+      try {
+        const refreshToken = await refreshTokens.issue(created);
+        if (refreshToken === null) throw invalidCredentials(401); // revoked in the meantime
+        await tokenResponse(ctx, created, refreshToken);
+      } catch (error) {
+        // A login that does not answer 200 leaves no session cookie behind: the session it would
+        // name is revoked already, or has no tokens (Redis failed; it ends at its idle timeout).
+        ctx.state.sessions.forget();
+        throw error;
+      }
     },
   );
 

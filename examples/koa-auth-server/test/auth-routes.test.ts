@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signUp, startTestApp, type TestApp } from './helpers.js';
+import { replaceScript, signUp, startTestApp, type TestApp } from './helpers.js';
 
 // Every route of the login / token / logout part of HTTP-API.md and each of its error rows, on the
 // embedded fake Redis.
@@ -215,6 +215,33 @@ login('a session cookie already present is replaced and its session revoked', as
   const sessions = await client.get('/auth/sessions');
   assert.is(sessions.body.sessions.length, 1);
 });
+
+login(
+  'a login that fails after its session was created (Redis lost, or revoked meanwhile) sets no live cookie',
+  async ({ app }) => {
+    const client = app.client();
+    const user = await signUp(client);
+    const old = client.jar.get('sid') as string;
+    for (const [fault, status] of [
+      [() => Promise.reject(new Error('Connection is closed.')), 503],
+      [() => Promise.resolve(0), 401], // the session was revoked between its creation and the token
+    ] as const) {
+      const restore = replaceScript(app.redis, 'refresh-issue', fault);
+      let reply: Awaited<ReturnType<typeof client.post>>;
+      try {
+        reply = await client.post('/auth/login', { email: user.email, password: user.password });
+      } finally {
+        restore();
+      }
+      assert.is(reply.status, status);
+      // The one Set-Cookie clears: the cookie of the session the login made never reaches the client.
+      assert.is(reply.setCookies.length, 1);
+      assert.match(reply.setCookies[0] as string, /^sid=; .*Max-Age=0/);
+      assert.not.ok(client.jar.has('sid'));
+    }
+    assert.is((await client.get('/auth/me', { headers: { cookie: `sid=${old}` } })).status, 401);
+  },
+);
 
 login.run();
 

@@ -223,3 +223,24 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Replaces one of latchkey's scripts on `redis` (by its name, e.g. `refresh-issue`) with `fn` until the
+ * returned function is called: fault injection for what a real outage or race does between two
+ * calls of one request. The script must have been used once (latchkey defines it on first use).
+ */
+export function replaceScript(
+  redis: RedisClient,
+  name: string,
+  fn: (...args: unknown[]) => Promise<unknown>,
+): () => void {
+  const client = redis as unknown as Record<string, unknown>;
+  const prefix = `latchkey_${name.replace(/[^A-Za-z0-9]/g, '_')}_`;
+  const command = Object.keys(client).find((key) => key.startsWith(prefix));
+  if (command === undefined) throw new Error(`the script ${name} is not defined on this client yet`);
+  const original = client[command];
+  client[command] = fn;
+  return () => {
+    client[command] = original;
+  };
+}

@@ -82,6 +82,11 @@ const BODY_LIMIT = '16kb';
 const MAX_TOKEN_FIELD = 512;
 const MAX_CODE_FIELD = 256;
 const HOUR_MS = 60 * 60 * 1000;
+/**
+ * Reset confirmations one IP may send per hour, per reset request it may send: each request yields one
+ * code of 5 attempts. Without it, one address could spend the guesses of codes requested from many.
+ */
+const RESET_CONFIRMS_PER_REQUEST = 5;
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 
 type Data = Record<string, unknown>;
@@ -530,6 +535,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       code: parseString(field(b, 'code'), 'code', MAX_CODE_FIELD),
       newPassword: parseNewPassword(field(b, 'newPassword'), 'newPassword'),
     })),
+    perIp('password-reset-confirm', limits.resetMaxPerIp * RESET_CONFIRMS_PER_REQUEST),
     cookieSession,
     async (ctx) => {
       const { email, code, newPassword } = input(ctx, 'email', 'code', 'newPassword');

@@ -121,27 +121,34 @@ revoke.run();
 
 const password = routeSuite('POST /auth/password', { LOGIN_MAX_FAILURES: '3' });
 
-password('changes the password and revokes every other session; the current one stays', async ({ app }) => {
-  const laptop = app.client();
-  const user = await signUp(laptop);
-  const phone = app.client();
-  const phoneLogin = await phone.post('/auth/login', { email: user.email, password: user.password });
-  const reply = await laptop.post('/auth/password', {
-    currentPassword: user.password,
-    newPassword: 'new password!',
-  });
-  assert.is(reply.status, 204);
-  assert.equal(reply.setCookies, []);
-  assert.is((await laptop.get('/auth/me')).status, 200);
-  assert.is((await laptop.get('/auth/me', { bearer: user.accessToken, cookies: false })).status, 200);
-  assert.is((await laptop.post('/auth/refresh', { refreshToken: user.refreshToken })).status, 200);
-  assert.is((await phone.get('/auth/me')).status, 401);
-  assert.is((await phone.post('/auth/refresh', { refreshToken: phoneLogin.body.refreshToken })).status, 401);
-  const old = await app.client().post('/auth/login', { email: user.email, password: user.password });
-  assert.is(old.status, 401);
-  const fresh = await app.client().post('/auth/login', { email: user.email, password: 'new password!' });
-  assert.is(fresh.status, 200);
-});
+password(
+  'changes the password and revokes every other session; the current one stays',
+  async ({ app, clock }) => {
+    const laptop = app.client();
+    const user = await signUp(laptop);
+    const phone = app.client();
+    const phoneLogin = await phone.post('/auth/login', { email: user.email, password: user.password });
+    const reply = await laptop.post('/auth/password', {
+      currentPassword: user.password,
+      newPassword: 'new password!',
+    });
+    assert.is(reply.status, 204);
+    assert.equal(reply.setCookies, []);
+    assert.is((await laptop.get('/auth/me')).status, 200);
+    assert.is((await laptop.get('/auth/me', { bearer: user.accessToken, cookies: false })).status, 200);
+    assert.is((await laptop.post('/auth/refresh', { refreshToken: user.refreshToken })).status, 200);
+    assert.is((await phone.get('/auth/me')).status, 401);
+    assert.is(
+      (await phone.post('/auth/refresh', { refreshToken: phoneLogin.body.refreshToken })).status,
+      401,
+    );
+    clock.advance(1); // a login in the change's own millisecond counts as racing it
+    const old = await app.client().post('/auth/login', { email: user.email, password: user.password });
+    assert.is(old.status, 401);
+    const fresh = await app.client().post('/auth/login', { email: user.email, password: 'new password!' });
+    assert.is(fresh.status, 200);
+  },
+);
 
 password(
   'a wrong current password is 403 invalid_credentials, counted by the login limiter',
@@ -410,7 +417,7 @@ reset('request with an invalid email is 400 invalid_request', async ({ app }) =>
 
 reset(
   'confirm: 204, the password changes and every session, refresh and access token is revoked',
-  async ({ app }) => {
+  async ({ app, clock }) => {
     const laptop = app.client();
     const user = await signUp(laptop);
     const phone = app.client();
@@ -436,6 +443,7 @@ reset(
       assert.is((await client.post('/auth/refresh', { refreshToken })).status, 401);
     }
     assert.is((await phone.get('/auth/me')).status, 401);
+    clock.advance(1); // a login in the reset's own millisecond counts as racing it
     assert.is(
       (await app.client().post('/auth/login', { email: user.email, password: user.password })).status,
       401,
@@ -501,6 +509,45 @@ reset(
       .client()
       .post('/auth/password-reset/confirm', { email: user.email, code, newPassword: 'long enough' });
     assert.is(reply.status, 204);
+  },
+);
+
+reset(
+  'confirm is throttled per IP at 5 per reset request allowed (RESET_MAX_PER_IP × 5): 429, spending no code',
+  async ({ app }) => {
+    const user = await signUp(app.client());
+    await app.client().post('/auth/password-reset/request', { email: user.email });
+    const code = lastCode(app, user.email, 'password-reset');
+    const guesser = app.client();
+    // Invalid requests are refused before the throttle and count nothing.
+    for (let i = 0; i < 5; i++) {
+      const invalid = await guesser.post('/auth/password-reset/confirm', { email: user.email, code });
+      assert.is(invalid.body.error, 'invalid_request');
+    }
+    // Guesses spread over many accounts (here unknown ones): each account's own budget is untouched.
+    for (let i = 0; i < 20; i++) {
+      const reply = await guesser.post('/auth/password-reset/confirm', {
+        email: `victim${i}@example.com`,
+        code: '000000',
+        newPassword: 'brand new pw',
+      });
+      assert.is(reply.status, 400, `guess ${i + 1}`);
+      assert.is(reply.body.error, 'invalid_code');
+    }
+    const refused = await guesser.post('/auth/password-reset/confirm', {
+      email: user.email,
+      code,
+      newPassword: 'brand new pw',
+    });
+    assert.is(refused.status, 429);
+    assert.is(refused.body.error, 'too_many_attempts');
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    const owner = await app.client().post('/auth/password-reset/confirm', {
+      email: user.email,
+      code,
+      newPassword: 'brand new pw',
+    });
+    assert.is(owner.status, 204, 'the refused attempt spent nothing: the code still works elsewhere');
   },
 );
 

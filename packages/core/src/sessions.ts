@@ -519,6 +519,9 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
           setMark ? '1' : '0',
           String(Math.max(o.absoluteTimeoutMs, o.idleTimeoutMs) + o.clockSkewMs),
           String(o.clockSkewMs),
+          // The mark is exclusive of the present millisecond's authentications: a login whose
+          // credential check began in the same ms as a password reset must not survive it.
+          String(now + 1),
         ],
       ),
     );

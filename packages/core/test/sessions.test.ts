@@ -191,6 +191,20 @@ backendSuite('SessionStore.create', (test) => {
     assert.ok(await sessions.get(token));
   });
 
+  test('refuses an authentication that began in the same millisecond as the mark, and accepts one a ms later', async (ctx) => {
+    const sessions = store(ctx);
+    const at = ctx.clock.now();
+    await sessions.revokeAllForUser('erin'); // the reset and the login's check start in one ms
+    await rejects(
+      sessions.create('erin', {}, { authenticatedAt: at }),
+      (e) => e instanceof StaleAuthenticationError,
+      'StaleAuthenticationError',
+    );
+    await ctx.advance(1);
+    const { token } = await sessions.create('erin', {}, { authenticatedAt: ctx.clock.now() });
+    assert.ok(await sessions.get(token));
+  });
+
   test('evicts the oldest sessions beyond maxSessionsPerUser', async (ctx) => {
     const events: SecurityEvent[] = [];
     const sessions = store(ctx, { maxSessionsPerUser: 3 }, events);
@@ -761,7 +775,8 @@ backendSuite('SessionStore.revokeAllForUser', (test) => {
     for (const t of tokens) assert.is(await sessions.get(t), null);
     assert.ok(await sessions.get(other.token), 'another user is untouched');
     const mark = new KeySpace(ctx.prefix).revokeBefore(userTag('r1'));
-    assert.is(await ctx.redis.get(mark), String(ctx.clock.now()));
+    // Exclusive of this millisecond: an authentication at `now` counts as before the revocation.
+    assert.is(await ctx.redis.get(mark), String(ctx.clock.now() + 1));
     const pttl = await ctx.redis.pttl(mark);
     assert.ok(pttl >= 24 * HOUR, `the mark outlives the longest session (pttl ${pttl})`);
     assert.ok(events.some((e) => e.type === 'session.revoked-all' && e.count === 4));
@@ -795,7 +810,7 @@ backendSuite('SessionStore.revokeAllForUser', (test) => {
     assert.is(await sessions.revokeAllForUser('r3', { except: current.session.id, setMark: true }), 1);
     const kept = await sessions.get(current.token);
     assert.ok(kept, 'the current session survives its own mark');
-    assert.is(kept.authenticatedAt, ctx.clock.now(), 'it counts as re-authenticated now');
+    assert.is(kept.authenticatedAt, ctx.clock.now() + 1, 'it counts as re-authenticated at the mark');
     assert.is(await sessions.get(other.token), null);
     await rejects(
       sessions.create('r3', {}, { authenticatedAt: before }),
@@ -862,6 +877,7 @@ backendSuite('SessionStore lifetimes', (test) => {
     assert.ok(regen);
     await sessions.create('l3', {});
     await sessions.revokeAllForUser('l3');
+    await ctx.advance(1); // a login in the mark's own millisecond is refused
     await sessions.create('l3', {});
     assert.is(await sessions.get(a.token), null);
     assert.equal(await ctx.keysWithoutTtl(), []);

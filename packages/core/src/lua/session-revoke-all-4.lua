@@ -10,6 +10,8 @@
 -- ARGV[1]  now (epoch ms)    ARGV[2]  sid to keep ('' = none)    ARGV[3]  '1' to set the mark
 -- ARGV[4]  minimum mark TTL (ms: the longest session lifetime plus skew)
 -- ARGV[5]  clock skew margin (ms), added to the longest remaining absolute deadline
+-- ARGV[6]  the mark to set: now + 1 ms (epoch ms), so that an authentication in the same
+--          millisecond as this call counts as before it (a session is alive while mark <= m:aa)
 --
 -- Returns {number of sessions deleted, 1 if the kept session is alive else 0}.
 local now = tonumber(ARGV[1])
@@ -45,9 +47,9 @@ if ARGV[3] == '1' then
   local pttl = redis.call('PTTL', KEYS[4])
   if pttl > ttl then ttl = pttl end
   -- A mark already later than now (another server's clock ahead) is kept, never moved back.
-  local value = ARGV[1]
+  local value = ARGV[6]
   local current = redis.call('GET', KEYS[4])
-  if type(current) == 'string' and tonumber(current) > now then value = current end
+  if type(current) == 'string' and tonumber(current) > tonumber(value) then value = current end
   redis.call('SET', KEYS[4], value, 'PX', string.format('%.0f', ttl))
   if kept == 1 then
     redis.call('HSET', KEYS[1] .. keep, 'm:aa', value)

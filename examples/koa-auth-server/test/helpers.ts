@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { Clock, RedisClient } from '@latchkey/core';
 import { createFakeRedis } from '@latchkey/testing';
+import type { Middleware } from 'koa';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import type { DevOutbox } from '../src/mailer.js';
@@ -29,6 +30,8 @@ export interface TestAppOptions {
   readonly prefix?: string;
   /** Replaces the argon2id hasher (e.g. with one whose checks can be paused). */
   readonly passwordHasher?: PasswordChecker;
+  /** Appended after the app's own middleware: it sees the requests no route answered. */
+  readonly probe?: Middleware;
 }
 
 export interface TestApp {
@@ -70,6 +73,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     ...(options.passwordHasher === undefined ? {} : { passwordHasher: options.passwordHasher }),
   });
+  if (options.probe !== undefined) assembled.app.use(options.probe);
   const server: Server = createServer(assembled.app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -292,6 +292,79 @@ auth('every 401 of a protected route is unauthenticated with WWW-Authenticate: B
   }
 });
 
+auth(
+  'on every protected route an invalid bearer token is 401 invalid_token even beside a valid cookie, and changes nothing',
+  async ({ app }) => {
+    const client = app.client();
+    const user = await signUp(client);
+    const other = app.client();
+    await other.post('/auth/login', { email: user.email, password: user.password });
+    const sessionId = (await client.get('/auth/me')).body.sessionId as string;
+    const routes: Array<[string, string, unknown]> = [
+      ['GET', '/auth/me', undefined],
+      ['POST', '/auth/logout-others', undefined],
+      ['POST', '/auth/logout-all', undefined],
+      ['GET', '/auth/sessions', undefined],
+      ['DELETE', `/auth/sessions/${sessionId}`, undefined],
+      ['POST', '/auth/password', { currentPassword: user.password, newPassword: 'changed password' }],
+      ['POST', '/auth/verify-email/request', undefined],
+      ['POST', '/auth/verify-email/confirm', { code: '123456' }],
+    ];
+    for (const [method, path, json] of routes) {
+      for (const token of ['garbage', `${user.accessToken.slice(0, -4)}AAAA`]) {
+        const reply = await client.request(method, path, {
+          bearer: token,
+          ...(json === undefined ? {} : { json }),
+        });
+        assert.is(reply.status, 401, `${method} ${path}`);
+        assert.is(reply.body.error, 'unauthenticated');
+        assert.is(reply.headers.get('www-authenticate'), 'Bearer error="invalid_token"', `${method} ${path}`);
+        assert.equal(reply.setCookies, [], 'the cookie is left alone');
+      }
+    }
+    assert.is((await client.get('/auth/me')).status, 200, 'this session is alive');
+    assert.is((await other.get('/auth/me')).status, 200, 'the other session is alive');
+    assert.equal(app.outbox?.list(user.email), [], 'no code was sent');
+    const login = await app.client().post('/auth/login', { email: user.email, password: user.password });
+    assert.is(login.status, 200, 'the password is unchanged');
+  },
+);
+
+auth(
+  'a response that ends the request’s own cookie session clears the cookie, also when a bearer token did it',
+  async ({ app }) => {
+    const cleared = (reply: { setCookies: string[] }): boolean =>
+      reply.setCookies.length === 1 && /^sid=; .*Max-Age=0/.test(reply.setCookies[0] as string);
+    // logout by bearer token, with the cookie of the same session
+    let client = app.client();
+    let user = await signUp(client);
+    assert.ok(cleared(await client.post('/auth/logout', undefined, { bearer: user.accessToken })), 'logout');
+    // DELETE of the current session by bearer token, with its cookie
+    client = app.client();
+    user = await signUp(client);
+    const id = (await client.get('/auth/me')).body.sessionId as string;
+    assert.ok(cleared(await client.delete(`/auth/sessions/${id}`, { bearer: user.accessToken })), 'DELETE');
+    // a password change through one session (bearer) with the cookie of another session of the user
+    const browser = app.client();
+    user = await signUp(browser);
+    const api = await app.client().post('/auth/login', { email: user.email, password: user.password });
+    const change = await browser.post(
+      '/auth/password',
+      { currentPassword: user.password, newPassword: 'changed password' },
+      { bearer: api.body.accessToken },
+    );
+    assert.is(change.status, 204);
+    assert.ok(cleared(change), 'the cookie’s session was one of the “other” sessions');
+    // logout by a bearer token of another session leaves this cookie alone
+    const a = app.client();
+    user = await signUp(a);
+    const b = await app.client().post('/auth/login', { email: user.email, password: user.password });
+    const other = await a.post('/auth/logout', undefined, { bearer: b.body.accessToken });
+    assert.equal(other.setCookies, []);
+    assert.is((await a.get('/auth/me')).status, 200);
+  },
+);
+
 auth('when the session cookie arrives twice, neither is used', async ({ app }) => {
   const client = app.client();
   await signUp(client);
@@ -299,6 +372,11 @@ auth('when the session cookie arrives twice, neither is used', async ({ app }) =
   assert.is((await client.get('/auth/me', { headers: { cookie } })).status, 200);
   const twice = await client.get('/auth/me', { headers: { cookie: `${cookie}; ${cookie}` } });
   assert.is(twice.status, 401);
+  const logout = await client.post('/auth/logout', undefined, {
+    headers: { cookie: `${cookie}; sid=v1.other` },
+  });
+  assert.is(logout.status, 204);
+  assert.is((await client.get('/auth/me', { headers: { cookie } })).status, 200, 'a logout used neither');
 });
 
 auth(

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signUp, startTestApp, type TestApp } from './helpers.js';
+import { lastCode, signUp, startTestApp, type TestApp } from './helpers.js';
 
 // The cross-site rule of HTTP-API.md: every POST, PUT, PATCH and DELETE without Authorization passes
 // Go's CrossOriginProtection check; a refusal is 403 csrf_rejected and changes nothing.
@@ -73,6 +73,88 @@ csrf(
     );
   },
 );
+
+csrf(
+  'a refused anonymous request changes nothing: register, reset request and confirm, verify confirm, logout-others',
+  async ({ app }) => {
+    const evil = { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' };
+    const client = app.client();
+    const user = await signUp(client);
+    const other = app.client();
+    await other.post('/auth/login', { email: user.email, password: user.password });
+
+    const register = await client.post(
+      '/auth/register',
+      { email: 'new@example.com', password: 'correct horse' },
+      { headers: evil },
+    );
+    assert.is(register.status, 403);
+    const taken = await app
+      .client()
+      .post('/auth/register', { email: 'new@example.com', password: 'correct horse' });
+    assert.is(taken.status, 201, 'no account was created');
+
+    const request = await client.post(
+      '/auth/password-reset/request',
+      { email: user.email },
+      { headers: evil },
+    );
+    assert.is(request.status, 403);
+    assert.equal(app.outbox?.list(user.email), [], 'no code was sent');
+
+    assert.is((await app.client().post('/auth/password-reset/request', { email: user.email })).status, 202);
+    const code = lastCode(app, user.email, 'password-reset');
+    const confirm = await client.post(
+      '/auth/password-reset/confirm',
+      { email: user.email, code, newPassword: 'hijacked pw' },
+      { headers: evil },
+    );
+    assert.is(confirm.status, 403);
+
+    await client.post('/auth/verify-email/request');
+    const verifyCode = lastCode(app, user.email, 'verify-email');
+    const verify = await client.post('/auth/verify-email/confirm', { code: verifyCode }, { headers: evil });
+    assert.is(verify.status, 403);
+    assert.is((await client.get('/auth/me')).body.emailVerified, false);
+
+    assert.is((await client.post('/auth/logout-others', undefined, { headers: evil })).status, 403);
+    assert.is((await other.get('/auth/me')).status, 200, 'the other session lives');
+
+    // The codes the refused requests carried were not spent: they still work.
+    assert.is((await client.post('/auth/verify-email/confirm', { code: verifyCode })).status, 200);
+    const reset = await app
+      .client()
+      .post('/auth/password-reset/confirm', { email: user.email, code, newPassword: 'owner’s new pw' });
+    assert.is(reset.status, 204);
+  },
+);
+
+csrf('the check comes before the body is read and before any limiter counts', async ({ app }) => {
+  const evil = { origin: 'https://evil.example' };
+  const client = app.client();
+  const huge = await client.request('POST', '/auth/login', {
+    body: JSON.stringify({ pad: 'x'.repeat(64 * 1024) }),
+    headers: { 'content-type': 'application/json', ...evil },
+  });
+  assert.is(huge.status, 403, 'not 413');
+  const xml = await client.request('POST', '/auth/login', {
+    body: '<a/>',
+    headers: { 'content-type': 'application/xml', ...evil },
+  });
+  assert.is(xml.status, 403, 'not 415');
+  const user = await signUp(app.client());
+  // Far more cross-site guesses than LOGIN_MAX_FAILURES: none of them is counted.
+  for (let i = 0; i < 8; i++) {
+    const reply = await client.post(
+      '/auth/login',
+      { email: user.email, password: 'guess guess' },
+      { headers: evil },
+    );
+    assert.is(reply.status, 403);
+  }
+  const login = await client.post('/auth/login', { email: user.email, password: user.password });
+  assert.is(login.status, 200, 'the same IP logs in: no failure was recorded');
+});
 
 csrf('same-origin browsers, trusted origins and clients without either header pass', async ({ app }) => {
   const client = app.client();

@@ -1,4 +1,4 @@
-import { TestClock } from '@latchkey/testing';
+import { countRoundTrips, TestClock } from '@latchkey/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lastCode, signUp, startTestApp, type TestApp } from './helpers.js';
@@ -49,6 +49,10 @@ list(
     assert.is(reply.status, 200);
     const sessions = reply.body.sessions as Array<Record<string, unknown>>;
     assert.is(sessions.length, 2);
+    for (const item of sessions) {
+      const keys = Object.keys(item).filter((key) => key !== 'ip' && key !== 'userAgent');
+      assert.equal(keys.sort(), ['createdAt', 'current', 'id', 'lastSeenAt']);
+    }
     const [newest, oldest] = sessions as [Record<string, unknown>, Record<string, unknown>];
     assert.is(newest['current'], true);
     assert.is(oldest['current'], false);
@@ -174,11 +178,13 @@ password(
   },
 );
 
-password('an invalid newPassword is 400 invalid_request and changes nothing', async ({ app }) => {
+password('an invalid body is 400 invalid_request, changes nothing and counts no failure', async ({ app }) => {
   const client = app.client();
   const user = await signUp(client);
+  // More invalid requests than LOGIN_MAX_FAILURES (3), with the right current password or a wrong one.
   for (const body of [
     { currentPassword: user.password, newPassword: 'short' },
+    { currentPassword: 'wrong password', newPassword: 'short' },
     { currentPassword: user.password },
     { newPassword: 'long enough' },
     { currentPassword: 5, newPassword: 'long enough' },
@@ -190,7 +196,13 @@ password('an invalid newPassword is 400 invalid_request and changes nothing', as
   assert.is(
     (await app.client().post('/auth/login', { email: user.email, password: user.password })).status,
     200,
+    'the password is unchanged',
   );
+  const change = await client.post('/auth/password', {
+    currentPassword: user.password,
+    newPassword: 'long enough',
+  });
+  assert.is(change.status, 204, 'and the same client is not throttled');
 });
 
 password('is 401 without a credential', async ({ app }) => {
@@ -281,7 +293,7 @@ verify('a wrong, malformed or used code is 400 invalid_code; 5 attempts burn the
   assert.is((await client.get('/auth/me')).body.emailVerified, false);
 });
 
-verify('a used code is refused the second time', async ({ app }) => {
+verify('once verified, confirm is 200 whatever the code and consumes nothing', async ({ app }) => {
   const client = app.client();
   const user = await signUp(client);
   await client.post('/auth/verify-email/request');
@@ -289,10 +301,18 @@ verify('a used code is refused the second time', async ({ app }) => {
   const other = app.client();
   await other.post('/auth/login', { email: user.email, password: user.password });
   assert.is((await client.post('/auth/verify-email/confirm', { code })).status, 200);
-  // Once verified, confirm is 200 whatever the code and consumes nothing.
-  assert.equal((await other.post('/auth/verify-email/confirm', { code: 'whatever' })).body, {
-    emailVerified: true,
-  });
+  const counter = countRoundTrips(app.redis);
+  for (const attempt of ['whatever', code, '000000']) {
+    counter.reset();
+    const reply = await other.post('/auth/verify-email/confirm', { code: attempt });
+    assert.is(reply.status, 200);
+    assert.equal(reply.body, { emailVerified: true });
+    assert.not.ok(
+      counter.commands.some((name) => name.startsWith('latchkey_code_')),
+      `no code was looked at: ${counter.commands.join(', ')}`,
+    );
+  }
+  assert.is((await other.post('/auth/verify-email/confirm', {})).status, 400, 'the body is still validated');
 });
 
 verify('an expired code is 400 invalid_code', async ({ app, clock }) => {

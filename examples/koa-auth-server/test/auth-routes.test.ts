@@ -182,6 +182,23 @@ login(
   },
 );
 
+login('an invalid login request is 400 and counts no failure', async ({ app }) => {
+  const client = app.client();
+  const user = await signUp(app.client());
+  for (const body of [
+    { email: user.email },
+    { email: user.email, password: '' },
+    { email: user.email, password: ['x'] },
+    { email: 'not an email', password: 'nope nope' },
+    { email: user.email, password: 'p'.repeat(1025) },
+  ]) {
+    const reply = await client.post('/auth/login', body);
+    assert.is(reply.status, 400);
+    assert.is(reply.body.error, 'invalid_request');
+  }
+  assert.is((await client.post('/auth/login', { email: user.email, password: user.password })).status, 200);
+});
+
 login('failures per IP across accounts past LOGIN_MAX_FAILURES_PER_IP are 429', async ({ app }) => {
   const client = app.client();
   for (let i = 0; i < 6; i++) {

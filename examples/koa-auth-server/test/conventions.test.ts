@@ -116,6 +116,44 @@ body('bodies over 16 KiB are 413 payload_too_large, JSON and form alike', async 
   assert.is(justUnder.status, 201, 'a body under the limit is parsed');
 });
 
+body('the limit is exactly 16 KiB: a body of 16384 bytes is read, one of 16385 is 413', async ({ app }) => {
+  const client = app.client();
+  const sized = (email: string, bytes: number): string => {
+    const bare = JSON.stringify({ email, password: 'correct horse', pad: '' });
+    const text = JSON.stringify({ email, password: 'correct horse', pad: 'x'.repeat(bytes - bare.length) });
+    assert.is(Buffer.byteLength(text), bytes);
+    return text;
+  };
+  const json = { 'content-type': 'application/json' };
+  assert.is(
+    (await client.request('POST', '/auth/register', { body: sized('a@example.com', 16384), headers: json }))
+      .status,
+    201,
+  );
+  const over = await client.request('POST', '/auth/register', {
+    body: sized('b@example.com', 16385),
+    headers: json,
+  });
+  assert.is(over.status, 413);
+  assert.is(over.body.error, 'payload_too_large');
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  const prefix = 'email=c%40example.com&password=correct+horse&pad=';
+  for (const [bytes, status] of [
+    [16384, 201],
+    [16385, 413],
+  ] as const) {
+    const body = `${prefix}${'x'.repeat(bytes - prefix.length)}`.replace(
+      'c%40',
+      bytes === 16384 ? 'c%40' : 'd%40',
+    );
+    assert.is(
+      (await client.request('POST', '/auth/register', { body, headers: form })).status,
+      status,
+      `form, ${bytes} bytes`,
+    );
+  }
+});
+
 body('unknown routes are 404 not_found and known routes with another method 405', async ({ app }) => {
   const client = app.client();
   const missing = await client.get('/nope');
@@ -228,6 +266,18 @@ body('passwords are 8 to 1024 code points and verified exactly as sent', async (
   );
   assert.is(
     (await client.post('/auth/login', { email: 'exact@example.com', password: ' Spaces matter ' })).status,
+    200,
+  );
+  // No Unicode normalization either: the same-looking password in another form is another password.
+  const decomposed = 'pa\u0301ssword 1';
+  await client.post('/auth/register', { email: 'nfd@example.com', password: decomposed });
+  assert.is(
+    (await client.post('/auth/login', { email: 'nfd@example.com', password: decomposed.normalize('NFC') }))
+      .status,
+    401,
+  );
+  assert.is(
+    (await client.post('/auth/login', { email: 'nfd@example.com', password: decomposed })).status,
     200,
   );
 });

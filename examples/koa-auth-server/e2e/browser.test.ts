@@ -401,6 +401,40 @@ browserTest(
   },
 );
 
+browserTest(
+  'the page never reads the body of the login response: its tokens are discarded unread',
+  async () => {
+    const { page } = await newPage();
+    // Installed before the page's own script: records the path of every response whose body is read.
+    await page.addInitScript(`(() => {
+    const read = (window.__bodiesRead = []);
+    const proto = Response.prototype;
+    for (const name of ['json', 'text', 'arrayBuffer', 'blob', 'formData', 'bytes']) {
+      const original = proto[name];
+      if (typeof original !== 'function') continue;
+      proto[name] = function (...args) {
+        read.push(new URL(this.url).pathname);
+        return original.apply(this, args);
+      };
+    }
+    const body = Object.getOwnPropertyDescriptor(proto, 'body');
+    Object.defineProperty(proto, 'body', {
+      get() {
+        read.push(new URL(this.url).pathname);
+        return body.get.call(this);
+      },
+    });
+  })()`);
+    await page.goto(h.origin);
+    await page.locator('#me-signed-out').waitFor();
+    const email = await createAccount('grace');
+    await login(page, email);
+    const read = await page.evaluate<string[]>('window.__bodiesRead');
+    assert.ok(read.includes('/auth/me'), `the hook sees the page's reads: ${read.join(', ')}`);
+    assert.not.ok(read.includes('/auth/login'), `read: ${read.join(', ')}`);
+  },
+);
+
 browserTest('the session survives a reload', async () => {
   const { context, page } = await openApp();
   await login(page, alice);

@@ -41,6 +41,8 @@ export interface TestApp {
   readonly outbox: DevOutbox | undefined;
   /** Every log line written so far (JSON text). */
   readonly logs: string[];
+  /** How many requests the server has received so far. */
+  readonly received: () => number;
   /** A client with its own cookie jar and its own client IP (sent as X-Forwarded-For). */
   client(options?: { ip?: string }): Client;
   close(): Promise<void>;
@@ -74,7 +76,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...(options.passwordHasher === undefined ? {} : { passwordHasher: options.passwordHasher }),
   });
   if (options.probe !== undefined) assembled.app.use(options.probe);
-  const server: Server = createServer(assembled.app.callback());
+  const callback = assembled.app.callback();
+  let received = 0;
+  const server: Server = createServer((req, res) => {
+    received++;
+    void callback(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const host = `127.0.0.1:${port}`;
@@ -85,6 +92,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     redis,
     outbox: assembled.outbox,
     logs,
+    received: () => received,
     client: (clientOptions = {}) => new Client(url, clientOptions.ip ?? randomIp()),
     close: async () => {
       server.closeAllConnections();

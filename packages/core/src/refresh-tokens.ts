@@ -20,12 +20,15 @@ import { refreshRotate } from './lua/generated/refresh-rotate.js';
 import { ServerSecret } from './secret.js';
 import {
   checkUserId,
+  emitSessionEnded,
+  endedUserId,
   isSessionId,
   parseTaggedToken,
   readSession,
   revokeSessionById,
   type Session,
   secretDigest,
+  sessionKeys,
 } from './sessions.js';
 
 /**
@@ -180,28 +183,18 @@ export class RefreshTokens {
     if (parsed === null) return null;
     const { tag, sessionId } = parsed;
     const successorSecret = hmac(this.#successorKey, token);
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(
-      refreshRotate,
-      [
-        keys.session(tag, sessionId),
-        keys.retiredRefresh(tag, sessionId),
-        keys.sessionIndex(tag),
-        keys.revokeBefore(tag),
-      ],
-      [
-        sessionId,
-        String(now),
-        secretDigest(parsed.secret),
-        secretDigest(successorSecret),
-        String(this.#options.graceMs),
-        String(this.#options.maxRetired),
-        // Tells a replay of this very call (ioredis re-sends it after a reconnect that lost the reply)
-        // from a second presentation of the token, which is reuse.
-        randomId(),
-      ],
-    );
+    const reply = await this.#ctx.runner.run(refreshRotate, sessionKeys(this.#ctx.keys, tag, sessionId), [
+      sessionId,
+      String(now),
+      secretDigest(parsed.secret),
+      secretDigest(successorSecret),
+      String(this.#options.graceMs),
+      String(this.#options.maxRetired),
+      // Tells a replay of this very call (ioredis re-sends it after a reconnect that lost the reply)
+      // from a second presentation of the token, which is reuse.
+      randomId(),
+    ]);
     if (!Array.isArray(reply)) {
       if (toInt(reply) === 0) return null;
       throw new StoreFailedError('unexpected reply from refresh-rotate');
@@ -210,13 +203,7 @@ export class RefreshTokens {
     if (status === -1) {
       const userId = String(reply[1]);
       emitSafely(this.#ctx.onEvent, { type: 'refresh.reuse-detected', at: now, userId, sessionId });
-      emitSafely(this.#ctx.onEvent, {
-        type: 'session.revoked',
-        at: now,
-        userId,
-        sessionId,
-        reason: 'refresh-reuse',
-      });
+      emitSessionEnded(this.#ctx, userId, sessionId, 'refresh-reuse', now);
       throw new RefreshTokenReusedError(sessionId);
     }
     if (status !== 1 && status !== 3) throw new StoreFailedError('unexpected reply from refresh-rotate');
@@ -241,26 +228,15 @@ export class RefreshTokens {
     const parsed = parseTaggedToken(token, TOKEN);
     if (parsed === null) return false;
     const { tag, sessionId } = parsed;
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(
-      refreshRevoke,
-      [
-        keys.session(tag, sessionId),
-        keys.retiredRefresh(tag, sessionId),
-        keys.sessionIndex(tag),
-        keys.revokeBefore(tag),
-      ],
-      [sessionId, secretDigest(parsed.secret), String(now)],
-    );
-    if (!Array.isArray(reply) || toInt(reply[0]) !== 1) return false;
-    emitSafely(this.#ctx.onEvent, {
-      type: 'session.revoked',
-      at: now,
-      userId: String(reply[1]),
+    const reply = await this.#ctx.runner.run(refreshRevoke, sessionKeys(this.#ctx.keys, tag, sessionId), [
       sessionId,
-      reason: 'logout',
-    });
+      secretDigest(parsed.secret),
+      String(now),
+    ]);
+    const userId = endedUserId(reply);
+    if (userId === null) return false;
+    emitSessionEnded(this.#ctx, userId, sessionId, 'logout', now);
     return true;
   }
 
@@ -275,18 +251,6 @@ export class RefreshTokens {
    * await refresh.revokeSession(userId, sessionId);
    */
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {
-    checkUserId(userId);
-    const now = this.#ctx.clock.now();
-    const ended = await revokeSessionById(this.#ctx, userId, sessionId, now);
-    if (ended) {
-      emitSafely(this.#ctx.onEvent, {
-        type: 'session.revoked',
-        at: now,
-        userId,
-        sessionId,
-        reason: 'revoked',
-      });
-    }
-    return ended;
+    return revokeSessionById(this.#ctx, userId, sessionId);
   }
 }

@@ -1,4 +1,3 @@
-import * as nodeCrypto from 'node:crypto';
 import {
   InvalidInputError,
   InvalidOptionError,
@@ -15,7 +14,7 @@ import {
   type StoreOptions,
 } from './internal/options.js';
 import { toArray, toInt } from './internal/script.js';
-import { userTag } from './keys.js';
+import { type KeySpace, userTag } from './keys.js';
 import { sessionCreate } from './lua/generated/session-create.js';
 import { sessionDestroy } from './lua/generated/session-destroy.js';
 import { sessionGet } from './lua/generated/session-get.js';
@@ -248,27 +247,22 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const secret = randomSecret();
     const absoluteExpiresAt = now + absoluteTimeoutMs;
     const idleExpiresAt = Math.min(now + idleTimeoutMs, absoluteExpiresAt);
-    const keys = this.#ctx.keys;
     const reply = toArray(
-      await this.#ctx.runner.run(
-        sessionCreate,
-        [keys.sessionBase(tag), keys.retiredRefreshBase(tag), keys.sessionIndex(tag), keys.revokeBefore(tag)],
-        [
-          sessionId,
-          userId,
-          secretDigest(secret),
-          String(now),
-          String(authenticatedAt),
-          String(idleTimeoutMs),
-          String(idleExpiresAt),
-          String(absoluteExpiresAt),
-          String(idleExpiresAt - now),
-          String(o.maxSessionsPerUser),
-          ip ?? '',
-          userAgent ?? '',
-          dataText,
-        ],
-      ),
+      await this.#ctx.runner.run(sessionCreate, userSessionKeys(this.#ctx.keys, tag), [
+        sessionId,
+        userId,
+        secretDigest(secret),
+        String(now),
+        String(authenticatedAt),
+        String(idleTimeoutMs),
+        String(idleExpiresAt),
+        String(absoluteExpiresAt),
+        String(idleExpiresAt - now),
+        String(o.maxSessionsPerUser),
+        ip ?? '',
+        userAgent ?? '',
+        dataText,
+      ]),
     );
     const status = toInt(reply[0]);
     if (status === -1) {
@@ -277,7 +271,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     }
     if (status !== 1) throw new StoreFailedError('unexpected reply from session-create');
     for (let i = 1; i < reply.length; i++) {
-      this.#ended(userId, String(reply[i]), 'evicted', now);
+      emitSessionEnded(this.#ctx, userId, String(reply[i]), 'evicted', now);
     }
     emitSafely(this.#ctx.onEvent, { type: 'session.created', at: now, userId, sessionId });
 
@@ -311,18 +305,13 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const parsed = parseSessionToken(token);
     if (parsed === null) return null;
     const { tag, sessionId } = parsed;
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(
-      sessionGet,
-      [
-        keys.session(tag, sessionId),
-        keys.retiredRefresh(tag, sessionId),
-        keys.sessionIndex(tag),
-        keys.revokeBefore(tag),
-      ],
-      [secretDigest(parsed.secret), String(now), this.#resolutionArg, sessionId],
-    );
+    const reply = await this.#ctx.runner.run(sessionGet, sessionKeys(this.#ctx.keys, tag, sessionId), [
+      secretDigest(parsed.secret),
+      String(now),
+      this.#resolutionArg,
+      sessionId,
+    ]);
     return this.#found(reply, sessionId, now);
   }
 
@@ -347,18 +336,15 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const max = this.#options.maxDataBytes;
     if (bytes > max) throw new SessionDataTooLargeError(max);
     const { tag, sessionId } = parsed;
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(
-      sessionUpdate,
-      [
-        keys.session(tag, sessionId),
-        keys.retiredRefresh(tag, sessionId),
-        keys.sessionIndex(tag),
-        keys.revokeBefore(tag),
-      ],
-      [secretDigest(parsed.secret), String(now), this.#resolutionArg, sessionId, String(max), ...args],
-    );
+    const reply = await this.#ctx.runner.run(sessionUpdate, sessionKeys(this.#ctx.keys, tag, sessionId), [
+      secretDigest(parsed.secret),
+      String(now),
+      this.#resolutionArg,
+      sessionId,
+      String(max),
+      ...args,
+    ]);
     if (Array.isArray(reply) && reply[0] === -2) throw new SessionDataTooLargeError(max);
     return this.#found(reply, sessionId, now);
   }
@@ -378,15 +364,16 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const parsed = parseSessionToken(token);
     if (parsed === null) return null;
     const { tag, sessionId } = parsed;
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
     const newId = randomId();
     const secret = randomSecret();
-    const reply = await this.#ctx.runner.run(
-      sessionRegenerate,
-      [keys.sessionBase(tag), keys.retiredRefreshBase(tag), keys.sessionIndex(tag), keys.revokeBefore(tag)],
-      [sessionId, secretDigest(parsed.secret), String(now), newId, secretDigest(secret)],
-    );
+    const reply = await this.#ctx.runner.run(sessionRegenerate, userSessionKeys(this.#ctx.keys, tag), [
+      sessionId,
+      secretDigest(parsed.secret),
+      String(now),
+      newId,
+      secretDigest(secret),
+    ]);
     const session = this.#found(reply, newId, now, sessionId);
     if (session === null) return null;
     emitSafely(this.#ctx.onEvent, {
@@ -413,22 +400,15 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const parsed = parseSessionToken(token);
     if (parsed === null) return false;
     const { tag, sessionId } = parsed;
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(
-      sessionDestroy,
-      [
-        keys.session(tag, sessionId),
-        keys.retiredRefresh(tag, sessionId),
-        keys.sessionIndex(tag),
-        keys.revokeBefore(tag),
-      ],
-      [secretDigest(parsed.secret), String(now), sessionId],
-    );
-    if (!Array.isArray(reply)) return false;
-    const userId = String(reply[1]);
-    if (toInt(reply[0]) !== 1) return false;
-    this.#ended(userId, sessionId, 'logout', now);
+    const reply = await this.#ctx.runner.run(sessionDestroy, sessionKeys(this.#ctx.keys, tag, sessionId), [
+      secretDigest(parsed.secret),
+      String(now),
+      sessionId,
+    ]);
+    const userId = endedUserId(reply);
+    if (userId === null) return false;
+    emitSessionEnded(this.#ctx, userId, sessionId, 'logout', now);
     return true;
   }
 
@@ -444,11 +424,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
    * await sessions.revoke(userId, ctx.params.id);
    */
   async revoke(userId: string, sessionId: string): Promise<boolean> {
-    checkUserId(userId);
-    const now = this.#ctx.clock.now();
-    const ended = await revokeSessionById(this.#ctx, userId, sessionId, now);
-    if (ended) this.#ended(userId, sessionId, 'revoked', now);
-    return ended;
+    return revokeSessionById(this.#ctx, userId, sessionId);
   }
 
   /**
@@ -464,14 +440,12 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
   async listForUser(userId: string): Promise<Session<Data>[]> {
     checkUserId(userId);
     const tag = userTag(userId);
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
     const reply = toArray(
-      await this.#ctx.runner.run(
-        sessionList,
-        [keys.sessionBase(tag), keys.retiredRefreshBase(tag), keys.sessionIndex(tag), keys.revokeBefore(tag)],
-        [String(now), String(MAX_SESSIONS_CAP)],
-      ),
+      await this.#ctx.runner.run(sessionList, userSessionKeys(this.#ctx.keys, tag), [
+        String(now),
+        String(MAX_SESSIONS_CAP),
+      ]),
     );
     const out: Session<Data>[] = [];
     for (let i = 0; i + 10 <= reply.length; i += 10) {
@@ -507,23 +481,18 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     if (typeof setMark !== 'boolean') throw new InvalidInputError('setMark must be a boolean');
     const o = this.#options;
     const tag = userTag(userId);
-    const keys = this.#ctx.keys;
     const now = this.#ctx.clock.now();
     const reply = toArray(
-      await this.#ctx.runner.run(
-        sessionRevokeAll,
-        [keys.sessionBase(tag), keys.retiredRefreshBase(tag), keys.sessionIndex(tag), keys.revokeBefore(tag)],
-        [
-          String(now),
-          except ?? '',
-          setMark ? '1' : '0',
-          String(Math.max(o.absoluteTimeoutMs, o.idleTimeoutMs) + o.clockSkewMs),
-          String(o.clockSkewMs),
-          // The mark is exclusive of the present millisecond's authentications: a login whose
-          // credential check began in the same ms as a password reset must not survive it.
-          String(now + 1),
-        ],
-      ),
+      await this.#ctx.runner.run(sessionRevokeAll, userSessionKeys(this.#ctx.keys, tag), [
+        String(now),
+        except ?? '',
+        setMark ? '1' : '0',
+        String(Math.max(o.absoluteTimeoutMs, o.idleTimeoutMs) + o.clockSkewMs),
+        String(o.clockSkewMs),
+        // The mark is exclusive of the present millisecond's authentications: a login whose
+        // credential check began in the same ms as a password reset must not survive it.
+        String(now + 1),
+      ]),
     );
     const count = toInt(reply[0]);
     emitSafely(this.#ctx.onEvent, {
@@ -550,10 +519,6 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
       return null;
     }
     throw new StoreFailedError('unexpected reply from a session script');
-  }
-
-  #ended(userId: string, sessionId: string, reason: SessionEndReason, now: number): void {
-    emitSafely(this.#ctx.onEvent, { type: 'session.revoked', at: now, userId, sessionId, reason });
   }
 }
 
@@ -583,17 +548,11 @@ function resolveSessionOptions(options: SessionStoreOptions): ResolvedSessionOpt
   });
 }
 
-type OneShotHash = (algorithm: string, data: string, encoding: 'base64url') => string;
-/** `crypto.hash` (Node ≥ 20.12): a one-shot digest, ~3× cheaper than createHash on the hot path. */
-const oneShotHash = (nodeCrypto as { hash?: OneShotHash }).hash;
-
 /**
- * @internal The digest of a token's secret part, as stored (`m:tok`, `r:*`): base64url SHA-256, the
- * same value as `sha256()` of internal/crypto.
+ * @internal The digest of a token's secret part, as stored (`m:tok`, `r:*`): base64url SHA-256, i.e.
+ * `sha256()` of internal/crypto itself (no wrapper: it is on the hot path of every load).
  */
-export function secretDigest(secret: string): string {
-  return oneShotHash === undefined ? sha256(secret) : oneShotHash('sha256', secret, 'base64url');
-}
+export const secretDigest: (secret: string) => string = sha256;
 
 /** @internal The parts of a session token; the secret never leaves this module and refresh-tokens. */
 export interface ParsedToken {
@@ -621,29 +580,72 @@ export function checkUserId(userId: unknown): asserts userId is string {
 }
 
 /**
- * @internal Deletes one session by id with {@link sessionRevoke}; shared with RefreshTokens.
+ * @internal The KEYS of a script on one session (session-get, -update, -destroy, -revoke,
+ * refresh-rotate, -revoke): the session, its retired refresh digests, the user's index and mark.
+ */
+export function sessionKeys(keys: KeySpace, tag: string, sessionId: string): string[] {
+  return [
+    keys.session(tag, sessionId),
+    keys.retiredRefresh(tag, sessionId),
+    keys.sessionIndex(tag),
+    keys.revokeBefore(tag),
+  ];
+}
+
+/**
+ * The KEYS of a script that derives session keys from ids it is given or finds in the index
+ * (session-create, -regenerate, -list, -revoke-all): the bases of those keys, the index and the mark.
+ */
+function userSessionKeys(keys: KeySpace, tag: string): string[] {
+  return [
+    keys.sessionBase(tag),
+    keys.retiredRefreshBase(tag),
+    keys.sessionIndex(tag),
+    keys.revokeBefore(tag),
+  ];
+}
+
+/**
+ * @internal The user id of a `{1, user id}` reply (session-destroy, refresh-revoke: a live session was
+ * deleted); null for any other reply.
+ */
+export function endedUserId(reply: unknown): string | null {
+  return Array.isArray(reply) && toInt(reply[0]) === 1 ? String(reply[1]) : null;
+}
+
+/** @internal Emits `session.revoked`; shared with RefreshTokens. */
+export function emitSessionEnded(
+  ctx: StoreContext,
+  userId: string,
+  sessionId: string,
+  reason: SessionEndReason,
+  at: number,
+): void {
+  emitSafely(ctx.onEvent, { type: 'session.revoked', at, userId, sessionId, reason });
+}
+
+/**
+ * @internal Ends one session of a user by its public id with {@link sessionRevoke} and emits
+ * `session.revoked` (reason `revoked`); shared with RefreshTokens.
  * @returns true when a live session was deleted.
+ * @throws {InvalidInputError} for an empty or malformed user id.
  */
 export async function revokeSessionById(
   ctx: StoreContext,
   userId: string,
   sessionId: string,
-  now: number,
 ): Promise<boolean> {
+  checkUserId(userId);
+  const now = ctx.clock.now();
   if (!isSessionId(sessionId)) return false;
   const tag = userTag(userId);
-  const keys = ctx.keys;
-  const reply = await ctx.runner.run(
-    sessionRevoke,
-    [
-      keys.session(tag, sessionId),
-      keys.retiredRefresh(tag, sessionId),
-      keys.sessionIndex(tag),
-      keys.revokeBefore(tag),
-    ],
-    [String(now), sessionId],
-  );
-  return toInt(reply) === 1;
+  const reply = await ctx.runner.run(sessionRevoke, sessionKeys(ctx.keys, tag, sessionId), [
+    String(now),
+    sessionId,
+  ]);
+  if (toInt(reply) !== 1) return false;
+  emitSessionEnded(ctx, userId, sessionId, 'revoked', now);
+  return true;
 }
 
 function sessionDuration(name: string, value: number | undefined, fallback: number): number {

@@ -4,6 +4,7 @@ import { emitSafely } from './events.js';
 import { hmac } from './internal/crypto.js';
 import {
   positiveInt,
+  requireSecret,
   resolveStoreOptions,
   type StoreContext,
   type StoreOptions,
@@ -13,7 +14,7 @@ import { codeIssue } from './lua/generated/code-issue.js';
 import { codeRevoke } from './lua/generated/code-revoke.js';
 import { codeVerify } from './lua/generated/code-verify.js';
 import { MAX_IDENTIFIER_LENGTH, normalizeIdentifier } from './normalize.js';
-import { ServerSecret } from './secret.js';
+import type { ServerSecret } from './secret.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -187,12 +188,10 @@ export class OneTimeCodes {
    */
   constructor(options: OneTimeCodesOptions) {
     this.#ctx = resolveStoreOptions(options);
-    if (!(options.secret instanceof ServerSecret)) {
-      throw new InvalidOptionError('secret must be a ServerSecret');
-    }
+    const secret = requireSecret(options.secret);
     this.#options = resolveOptions(options);
-    this.#codeKey = options.secret.derive('code-hmac');
-    this.#subjectKey = options.secret.derive('identifier-hmac');
+    this.#codeKey = secret.derive('code-hmac');
+    this.#subjectKey = secret.derive('identifier-hmac');
   }
 
   /**

@@ -8,6 +8,7 @@ import { emitSafely } from './events.js';
 import { hmac, randomId, randomSecret } from './internal/crypto.js';
 import {
   positiveInt,
+  requireSecret,
   resolveStoreOptions,
   type StoreContext,
   type StoreOptions,
@@ -17,7 +18,7 @@ import { userTag } from './keys.js';
 import { refreshIssue } from './lua/generated/refresh-issue.js';
 import { refreshRevoke } from './lua/generated/refresh-revoke.js';
 import { refreshRotate } from './lua/generated/refresh-rotate.js';
-import { ServerSecret } from './secret.js';
+import type { ServerSecret } from './secret.js';
 import {
   checkUserId,
   emitSessionEnded,
@@ -100,15 +101,13 @@ export class RefreshTokens {
   /** @throws {InvalidOptionError} when an option breaks its rule (the message names it). */
   constructor(options: RefreshTokensOptions) {
     this.#ctx = resolveStoreOptions(options);
-    if (!(options.secret instanceof ServerSecret)) {
-      throw new InvalidOptionError('secret must be a ServerSecret');
-    }
+    const secret = requireSecret(options.secret);
     const graceMs = positiveInt('graceMs', options.graceMs, 0, 0);
     if (graceMs > MAX_GRACE_MS) throw new InvalidOptionError(`graceMs must be at most ${MAX_GRACE_MS}`);
     const maxRetired = positiveInt('maxRetired', options.maxRetired, 100);
     if (maxRetired > MAX_RETIRED) throw new InvalidOptionError(`maxRetired must be at most ${MAX_RETIRED}`);
     this.#options = Object.freeze({ graceMs, maxRetired });
-    this.#successorKey = options.secret.derive('refresh-successor');
+    this.#successorKey = secret.derive('refresh-successor');
   }
 
   /** The resolved options (frozen). */

@@ -2,6 +2,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import type { SecurityEventHook } from '../events.js';
 import { DEFAULT_PREFIX, KeySpace } from '../keys.js';
+import { ServerSecret } from '../secret.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient, ScriptRunner } from './script.js';
 
 /** Options every store shares. */
@@ -59,6 +60,12 @@ export function resolveStoreOptions(options: StoreOptions): StoreContext {
     clock,
     onEvent: options.onEvent,
   });
+}
+
+/** @internal The `secret` option of the stores that derive keys from it. */
+export function requireSecret(secret: unknown): ServerSecret {
+  if (!(secret instanceof ServerSecret)) throw new InvalidOptionError('secret must be a ServerSecret');
+  return secret;
 }
 
 /** @internal A whole number ≥ `min` (default 1), or the default when undefined. */

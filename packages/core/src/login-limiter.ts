@@ -3,6 +3,7 @@ import { emitSafely } from './events.js';
 import { hmac, randomId, safeEqual } from './internal/crypto.js';
 import {
   positiveInt,
+  requireSecret,
   resolveStoreOptions,
   type StoreContext,
   type StoreOptions,
@@ -13,7 +14,7 @@ import { limiterLogReserve } from './lua/generated/limiter-log-reserve.js';
 import { limiterLogSettle } from './lua/generated/limiter-log-settle.js';
 import { limiterSettle } from './lua/generated/limiter-settle.js';
 import { normalizeIdentifier, normalizeIp } from './normalize.js';
-import { ServerSecret } from './secret.js';
+import type { ServerSecret } from './secret.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -334,11 +335,9 @@ export class LoginLimiter {
 
   constructor(options: LoginLimiterOptions) {
     this.#ctx = resolveStoreOptions(options);
-    if (!(options.secret instanceof ServerSecret)) {
-      throw new InvalidOptionError('secret must be a ServerSecret');
-    }
-    this.#identifierKey = options.secret.derive('identifier-hmac');
-    this.#deviceKey = options.secret.derive('known-device');
+    const secret = requireSecret(options.secret);
+    this.#identifierKey = secret.derive('identifier-hmac');
+    this.#deviceKey = secret.derive('known-device');
     this.#options = resolveLimiterOptions(options);
     const { accountIp, ip, account, failOpen } = this.#options;
     this.policies = Object.freeze(account === null ? [accountIp, ip] : [accountIp, ip, account]);
@@ -377,6 +376,7 @@ export class LoginLimiter {
       accountKey === null ? [o.accountIp, o.ip] : [o.accountIp, o.ip, o.account as LoginPolicyConfig];
 
     let replies: LogReply[];
+    let fallback = false;
     try {
       replies = await this.#reserve(now, member, accountIpKey, ipKey, accountKey);
     } catch (error) {
@@ -385,23 +385,8 @@ export class LoginLimiter {
         now,
         configs.map((config, i) => ({ key: [accountIpKey, ipKey, accountKey][i] as string, ...config })),
       );
-      replies = states.map((s, i) => ({
-        allowed: !s.blocked,
-        state: s.blocked ? 1 : 0,
-        count: s.count,
-        // The fallback's fixed window ends at resetAt; express it as the `at` of a window-old member.
-        refAt: s.resetAt - (configs[i] as LoginPolicyConfig).windowMs,
-      }));
-      return this.#result(now, configs, replies, accountDigest, ipBucket, {
-        owner: this,
-        member,
-        accountIpKey,
-        ipKey,
-        accountKey,
-        accountLog,
-        fallback: true,
-        settled: false,
-      });
+      replies = states.map((s, i) => fallbackReply(s, (configs[i] as LoginPolicyConfig).windowMs));
+      fallback = true;
     }
     return this.#result(now, configs, replies, accountDigest, ipBucket, {
       owner: this,
@@ -410,7 +395,7 @@ export class LoginLimiter {
       ipKey,
       accountKey,
       accountLog,
-      fallback: false,
+      fallback,
       settled: false,
     });
   }
@@ -535,7 +520,7 @@ export class LoginLimiter {
       const [s] = this.#fallback.reserve(now, [{ key, limit, windowMs }]);
       if (s === undefined) throw error;
       degraded = true;
-      reply = { allowed: !s.blocked, state: s.blocked ? 1 : 0, count: s.count, refAt: s.resetAt - windowMs };
+      reply = fallbackReply(s, windowMs);
     }
     const state = policyState({ policy: 'ip', limit, windowMs }, reply, now, this.#options);
     return Object.freeze({
@@ -736,6 +721,16 @@ function parseLog(reply: unknown): LogReply {
   const [allowed, count, ref] = toArray(reply);
   const ok = toInt(allowed) === 1;
   return { allowed: ok, state: ok ? 0 : 1, count: toInt(count), refAt: atOf(ref) };
+}
+
+/** A fallback counter as a log reply: its fixed window ends at `resetAt`, i.e. a window-old member's `at`. */
+function fallbackReply(state: FallbackState, windowMs: number): LogReply {
+  return {
+    allowed: !state.blocked,
+    state: state.blocked ? 1 : 0,
+    count: state.count,
+    refAt: state.resetAt - windowMs,
+  };
 }
 
 function backoffDelay(options: ResolvedLimiterOptions, count: number): number {

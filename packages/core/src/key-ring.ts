@@ -169,10 +169,7 @@ export class KeyRing {
     } catch (cause) {
       throw new KeyError('the signing key is not a valid k4.secret PASERK', { cause });
     }
-    const kid = resolveKid(input.kid, publicText);
-    this.#checkFree(kid, publicText);
-    this.#checkRoom(kid);
-    this.#verification.set(kid, { key: publicKey, paserk: publicText });
+    const kid = this.#admit(input.kid, publicKey, publicText);
     this.#signing = { kid, key: secret };
     this.#publish();
   }
@@ -193,10 +190,7 @@ export class KeyRing {
     } catch (cause) {
       throw new KeyError('a verification key is not a valid k4.public PASERK', { cause });
     }
-    const kid = resolveKid(input.kid, text);
-    this.#checkFree(kid, text);
-    this.#checkRoom(kid);
-    this.#verification.set(kid, { key: publicKey, paserk: text });
+    this.#admit(input.kid, publicKey, text);
     this.#publish();
   }
 
@@ -215,19 +209,23 @@ export class KeyRing {
     return removed;
   }
 
-  /** Refuses a key id that already names a different key (re-adding the same key is a no-op). */
-  #checkFree(kid: string, publicText: string): void {
+  /**
+   * Adds a verifying key under `kidInput` (or the id derived from its PASERK) and returns the id; the
+   * caller publishes. Refuses an id that already names a different key (re-adding the same key is a
+   * no-op), and a full ring: rotation adds a key each time (the old signing key keeps verifying), so
+   * the cap applies to both ways in.
+   */
+  #admit(kidInput: string | undefined, key: PublicKey, publicText: string): string {
+    const kid = resolveKid(kidInput, publicText);
     const existing = this.#verification.get(kid);
     if (existing !== undefined && existing.paserk !== publicText) {
       throw new KeyError(`the key id "${kid}" already names another key`);
     }
-  }
-
-  /** Rotation adds a key each time (the old signing key keeps verifying): the cap applies to both. */
-  #checkRoom(kid: string): void {
     if (this.#verification.size >= MAX_KEYS && !this.#verification.has(kid)) {
       throw new KeyError(`a key ring holds at most ${MAX_KEYS} keys; remove retired ones`);
     }
+    this.#verification.set(kid, { key, paserk: publicText });
+    return kid;
   }
 
   #publish(): void {

@@ -1,5 +1,6 @@
 import { type AccessTokenClaims, type AccessTokens, InvalidOptionError } from '@latchkey/core';
 import type { Context, DefaultState, Middleware } from 'koa';
+import { checkOptionsObject } from './internal/options.js';
 
 /** How a request authenticated with an access token (`ctx.state.auth` after {@link bearer}). */
 export interface BearerAuth {
@@ -182,8 +183,7 @@ export function requireAuth<StateT extends SessionLikeState = SessionLikeState>(
 }
 
 function resolveVerifier(options: { readonly accessTokens: AccessTokenVerifier }): AccessTokenVerifier {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('options must be an object');
+  checkOptionsObject(options);
   const { accessTokens } = options;
   // Duck-typed: a second copy of @latchkey/core must not break instanceof.
   if (

@@ -1,5 +1,6 @@
 import { InvalidOptionError } from '@latchkey/core';
 import type { Middleware } from 'koa';
+import { checkOptionsObject } from './internal/options.js';
 
 /** Options of {@link crossOriginProtection}. */
 export interface CrossOriginProtectionOptions {
@@ -111,8 +112,7 @@ function single(value: string | string[] | undefined): string | undefined {
 }
 
 function resolveOptions(options: CrossOriginProtectionOptions): Resolved {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('options must be an object');
+  checkOptionsObject(options);
   const list = options.trustedOrigins ?? [];
   if (!Array.isArray(list)) throw new InvalidOptionError('trustedOrigins must be an array of origins');
   const trusted = new Set<string>();

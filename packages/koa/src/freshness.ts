@@ -1,5 +1,7 @@
-import { type Clock, InvalidOptionError, systemClock } from '@latchkey/core';
+import { type Clock, InvalidOptionError } from '@latchkey/core';
 import type { Middleware } from 'koa';
+import { UNAUTHENTICATED } from './bearer.js';
+import { checkOptionsObject, clockOption } from './internal/options.js';
 
 /** Options of {@link requireFreshAuth}. */
 export interface RequireFreshAuthOptions {
@@ -26,8 +28,6 @@ export const REAUTHENTICATION_REQUIRED = Object.freeze({
   message: 'this action needs a recent login; please authenticate again',
 });
 
-const UNAUTHENTICATED = Object.freeze({ error: 'unauthenticated', message: 'authentication required' });
-
 /**
  * Guards sensitive routes (change email, delete account, show recovery codes): passes only when the
  * request's credential was checked less than `maxAgeMs` ago, measured from the session's server-side
@@ -45,14 +45,12 @@ const UNAUTHENTICATED = Object.freeze({ error: 'unauthenticated', message: 'auth
 export function requireFreshAuth<State extends FreshnessState = FreshnessState>(
   options: RequireFreshAuthOptions,
 ): Middleware<State> {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('options must be an object');
+  checkOptionsObject(options);
   const { maxAgeMs } = options;
   if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 1) {
     throw new InvalidOptionError(`maxAgeMs must be a whole number of ms ≥ 1, got ${String(maxAgeMs)}`);
   }
-  const clock = options.clock ?? systemClock;
-  if (typeof clock?.now !== 'function') throw new InvalidOptionError('clock must have a now() method');
+  const clock = clockOption(options.clock);
   const challenge = `Bearer error="insufficient_user_authentication", error_description="a more recent authentication is required", max_age=${Math.floor(maxAgeMs / 1000)}`;
 
   return async (ctx, next) => {

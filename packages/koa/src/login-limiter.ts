@@ -9,6 +9,7 @@ import {
   type ThrottleResult,
 } from '@latchkey/core';
 import type { DefaultState, Middleware, ParameterizedContext } from 'koa';
+import { booleanOption, checkOptionsObject, optionalFunction, requiredFunction } from './internal/options.js';
 
 /** The JSON body of a refused attempt (429). */
 export const TOO_MANY_ATTEMPTS = Object.freeze({
@@ -103,12 +104,9 @@ export interface LoginLimiterMiddlewareOptions<State = DefaultState> {
 export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
   options: LoginLimiterMiddlewareOptions<State>,
 ): Middleware<State> {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('options must be an object');
-  const { limiter } = options;
-  if (!(limiter instanceof LoginLimiter)) throw new InvalidOptionError('limiter must be a LoginLimiter');
+  const limiter = limiterOption(options);
   const identifier = requiredFunction('identifier', options.identifier);
-  const ipOf = optionalFunction('ip', options.ip) ?? ((ctx: Ctx<State>) => ctx.ip);
+  const ipOf = optionalFunction('ip', options.ip) ?? clientIp;
   const knownDevice = optionalFunction('knownDevice', options.knownDevice);
   const isFailure =
     optionalFunction('isFailure', options.isFailure) ??
@@ -117,8 +115,7 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
     optionalFunction('isSuccess', options.isSuccess) ??
     ((ctx: Ctx<State>) => ctx.status >= 200 && ctx.status < 300);
   const onSettleError = optionalFunction('onSettleError', options.onSettleError) ?? (() => {});
-  const headers = options.rateLimitHeaders ?? true;
-  if (typeof headers !== 'boolean') throw new InvalidOptionError('rateLimitHeaders must be a boolean');
+  const headers = booleanOption('rateLimitHeaders', options.rateLimitHeaders, true);
   const policyHeader = limiter.policies
     .map((p) => `"${p.policy}";q=${p.limit};w=${seconds(p.windowMs)}`)
     .join(', ');
@@ -206,17 +203,13 @@ export interface RateLimitOptions<State = DefaultState> {
  * router.post('/auth/password-reset/request', rateLimit({ limiter, action: 'password-reset', limit: 10 }), requestReset);
  */
 export function rateLimit<State = DefaultState>(options: RateLimitOptions<State>): Middleware<State> {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('options must be an object');
-  if (!(options.limiter instanceof LoginLimiter))
-    throw new InvalidOptionError('limiter must be a LoginLimiter');
+  const limiter = limiterOption(options);
   const policy: { limit?: number; windowMs?: number } = {};
   if (options.limit !== undefined) policy.limit = options.limit;
   if (options.windowMs !== undefined) policy.windowMs = options.windowMs;
-  const throttle: Throttle = options.limiter.throttle(options.action, policy);
-  const ipOf = optionalFunction('ip', options.ip) ?? ((ctx: Ctx<State>) => ctx.ip);
-  const headers = options.rateLimitHeaders ?? true;
-  if (typeof headers !== 'boolean') throw new InvalidOptionError('rateLimitHeaders must be a boolean');
+  const throttle: Throttle = limiter.throttle(options.action, policy);
+  const ipOf = optionalFunction('ip', options.ip) ?? clientIp;
+  const headers = booleanOption('rateLimitHeaders', options.rateLimitHeaders, true);
   const policyHeader = `"${throttle.action}";q=${throttle.limit};w=${seconds(throttle.windowMs)}`;
 
   return async (ctx, next) => {
@@ -231,6 +224,19 @@ export function rateLimit<State = DefaultState>(options: RateLimitOptions<State>
     }
     await next();
   };
+}
+
+/** The options object's core limiter (both factories check these two first). */
+function limiterOption(options: { readonly limiter: LoginLimiter }): LoginLimiter {
+  checkOptionsObject(options);
+  const { limiter } = options;
+  if (!(limiter instanceof LoginLimiter)) throw new InvalidOptionError('limiter must be a LoginLimiter');
+  return limiter;
+}
+
+/** The default `ip` option. */
+function clientIp(ctx: ParameterizedContext): string {
+  return ctx.ip;
 }
 
 /** Whole seconds, rounded up (a client waiting that long is never early). */
@@ -290,15 +296,4 @@ function statusOf(error: unknown): number | undefined {
   const { status, statusCode } = error as { status?: unknown; statusCode?: unknown };
   const value = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : undefined;
   return value !== undefined && value >= 400 && value <= 599 ? value : undefined;
-}
-
-function requiredFunction<F>(name: string, value: F | undefined): F {
-  if (typeof value !== 'function') throw new InvalidOptionError(`${name} must be a function`);
-  return value;
-}
-
-function optionalFunction<F>(name: string, value: F | undefined): F | undefined {
-  if (value !== undefined && typeof value !== 'function')
-    throw new InvalidOptionError(`${name} must be a function`);
-  return value;
 }

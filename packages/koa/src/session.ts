@@ -6,7 +6,6 @@ import {
   type SessionPatch,
   SessionStore,
   type SessionToken,
-  systemClock,
 } from '@latchkey/core';
 import type { Context, Middleware } from 'koa';
 import {
@@ -17,6 +16,7 @@ import {
   putSetCookie,
   serializeCookie,
 } from './internal/cookies.js';
+import { booleanOption, checkOptionsObject, clockOption } from './internal/options.js';
 
 /** How the session cookie is written. `HttpOnly` is always on. */
 export interface SessionCookieOptions {
@@ -148,15 +148,13 @@ interface ResolvedCookie extends CookieAttributes {
 export function session<Data extends SessionData>(
   options: SessionMiddlewareOptions<Data>,
 ): Middleware<SessionState<Data>> {
-  if (options === null || typeof options !== 'object')
-    throw new InvalidOptionError('options must be an object');
+  checkOptionsObject(options);
   const { store } = options;
   // Duck-typed: a second copy of @latchkey/core (dist next to src) must not break instanceof.
   if (store === null || typeof store !== 'object' || typeof store.get !== 'function') {
     throw new InvalidOptionError('store must be a SessionStore');
   }
-  const clock = options.clock ?? systemClock;
-  if (typeof clock?.now !== 'function') throw new InvalidOptionError('clock must have a now() method');
+  const clock = clockOption(options.clock);
   const cookie = resolveCookie(options.cookie ?? {});
 
   return async (ctx, next) => {
@@ -295,8 +293,7 @@ function resolveCookie(options: SessionCookieOptions): ResolvedCookie {
       'cookie.name must be a cookie token without a __Host- or __Secure- prefix (the prefix follows cookie.secure)',
     );
   }
-  const secure = options.secure ?? true;
-  if (typeof secure !== 'boolean') throw new InvalidOptionError('cookie.secure must be a boolean');
+  const secure = booleanOption('cookie.secure', options.secure, true);
   const sameSiteOption = options.sameSite ?? 'lax';
   const sameSite = Object.hasOwn(SAME_SITE, sameSiteOption) ? SAME_SITE[sameSiteOption] : undefined;
   if (sameSite === undefined)

@@ -240,13 +240,15 @@ logs.run();
 const timing = suite('password checks');
 
 timing('a check against no user costs about as much as a real one (a dummy hash is verified)', async () => {
-  const hasher = new PasswordHasher({ memoryCost: 4096, timeCost: 2 });
+  // About 30 ms a check: scheduler noise on a loaded machine (a few ms) cannot swing the ratio, while a
+  // check that skipped the dummy hash would take microseconds (ratio ≈ 0).
+  const hasher = new PasswordHasher({ memoryCost: 32768, timeCost: 3 });
   const stored = await hasher.hash('correct horse');
   await hasher.warmUp();
   // Interleaved, and compared by median, so that load from elsewhere on the machine hits both alike.
   const real: number[] = [];
   const none: number[] = [];
-  for (let i = 0; i < 9; i++) {
+  for (let i = 0; i < 11; i++) {
     let started = performance.now();
     await hasher.verify(stored, 'wrong password');
     real.push(performance.now() - started);
@@ -257,7 +259,7 @@ timing('a check against no user costs about as much as a real one (a dummy hash 
   const median = (values: number[]): number =>
     values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
   const ratio = median(none) / median(real);
-  assert.ok(ratio > 0.4 && ratio < 2.5, `no-user / real = ${ratio.toFixed(2)}`);
+  assert.ok(ratio > 0.5 && ratio < 2, `no-user / real = ${ratio.toFixed(2)}`);
   assert.is(await hasher.verify(undefined, 'correct horse'), false);
   assert.is(await hasher.verify(stored, 'correct horse'), true);
   assert.is(await hasher.verify('not a hash', 'correct horse'), false);

@@ -11,6 +11,8 @@ const GROUP_TITLES: Record<Group, string> = {
   limiter: 'Login limiter check',
 };
 
+const TITLE = 'Throughput relative to Koa + one Redis GET, same round (median)';
+
 const COLORS = { latchkey: '#2f6fdf', peer: '#9aa3ad', reference: '#4d5560', target: '#d62728' };
 
 function esc(text: string): string {
@@ -99,9 +101,10 @@ export function renderChart(summaries: readonly ScenarioSummary[]): string {
     `<text x="268" y="${legendY}" font-size="12">baseline = Koa + one GET (1.00×); whiskers: min–max over rounds</text>`,
   ];
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" role="img">`,
+    `<title>${esc(TITLE)}</title>`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    `<text x="12" y="22" font-size="15" font-weight="bold">Throughput relative to Koa + one Redis GET, same round (median)</text>`,
+    `<text x="12" y="22" font-size="15" font-weight="bold">${esc(TITLE)}</text>`,
     ...axis,
     ...body,
     ...legend,

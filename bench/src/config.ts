@@ -1,6 +1,6 @@
 // Run settings: environment variables and flags, resolved once.
 //
-//   pnpm bench                     full run (≈ 8 min on 2 cores); writes docs/benchmarks.{md,svg,json}
+//   pnpm bench                     full run (≈ 8 min on 2 cores); writes docs/benchmarks.{md,svg}
 //   pnpm bench --quick             smoke run (≈ 1.5 min); writes bench/.results/ instead of docs/
 //   BENCH_DURATION_S=5             seconds of load per scenario per round
 //   BENCH_WARMUP_S=3               seconds of warm-up per scenario before round 1

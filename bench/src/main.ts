@@ -258,10 +258,13 @@ async function main(): Promise<void> {
     stores,
   };
   mkdirSync(config.outDir, { recursive: true });
-  writeFileSync(join(config.outDir, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
+  // The raw results stay out of docs/ (bench/.results is git-ignored); the report holds every run.
+  const jsonDir = config.docs ? join(config.root, 'bench', '.results') : config.outDir;
+  mkdirSync(jsonDir, { recursive: true });
+  writeFileSync(join(jsonDir, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(config.outDir, 'benchmarks.svg'), renderChart(summaries));
   writeFileSync(join(config.outDir, 'benchmarks.md'), renderReport(report, config.root));
-  log(`report written to ${config.outDir}/benchmarks.{md,svg,json}`);
+  log(`report written to ${config.outDir}/benchmarks.{md,svg} (raw: ${jsonDir}/benchmarks.json)`);
 }
 
 main().then(

@@ -183,7 +183,7 @@ async function main(): Promise<void> {
   const server = await startRedisServer();
   log(`redis-server pid ${server.pid} on 127.0.0.1:${server.port}`);
   const admin = new Redis(server.url);
-  const machine = await describeMachine(admin);
+  const machine = await describeMachine(admin, config.root);
   const running: Running[] = [];
   const unavailable: Array<{ def: ScenarioDef; reason: string }> = [];
   const runs: RunRecord[] = [];

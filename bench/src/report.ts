@@ -343,6 +343,7 @@ export function renderReport(report: BenchReport, root: string): string {
     `| OS | ${m.os} |`,
     `| Node.js | ${m.node} |`,
     `| Redis | ${m.redis}, started by the bench (no persistence, \`noeviction\`) |`,
+    `| libraries | ${m.packages.join(', ')} |`,
     `| load average before / after | ${m.loadBefore.join(' ')} / ${m.loadAfter.join(' ')} |`,
   );
   if (report.note !== '') push(`| note | ${report.note} |`);

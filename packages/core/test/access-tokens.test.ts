@@ -3,9 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { createFakeRedis, startRedisServer, TestClock } from '@latchkey/testing';
+import { createFakeRedis, TestClock } from '@latchkey/testing';
 import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
-import { Redis } from 'ioredis';
 import { type Claims, PublicProtocol } from 'paseto';
 import * as v2 from 'paseto/v2/public';
 import * as v3 from 'paseto/v3/public';
@@ -26,7 +25,13 @@ import {
   userTag,
 } from '../src/index.js';
 import { LruMap } from '../src/internal/lru.js';
-import { writeRevokeBeforeMark, writeSessionRecord } from './helpers/session-record.js';
+import { eventually } from './helpers/assertions.js';
+import { startOwnRedis } from './helpers/own-redis.js';
+import {
+  type SessionRecordInput,
+  writeRevokeBeforeMark,
+  writeSessionRecord,
+} from './helpers/session-record.js';
 
 const MINUTE = 60_000;
 const IMPLICIT = new TextEncoder().encode('latchkey/access-token/v1');
@@ -105,6 +110,22 @@ function tokensFor(
   return new AccessTokens({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, keyRing, ...extra });
 }
 
+/** A live session record written directly (not through SessionStore), created now unless `extra` says. */
+function writeSession(
+  ctx: BackendContext,
+  userId: string,
+  sessionId: string,
+  extra: Partial<SessionRecordInput> = {},
+): Promise<string> {
+  return writeSessionRecord(ctx.redis, {
+    prefix: ctx.prefix,
+    userId,
+    sessionId,
+    now: ctx.clock.now(),
+    ...extra,
+  });
+}
+
 /** A live session (authenticated 1234 ms ago) and a token for it. */
 async function login(
   ctx: BackendContext,
@@ -113,13 +134,7 @@ async function login(
   sessionId = 'sess-0000000000000001',
 ) {
   const authenticatedAt = ctx.clock.now() - 1234;
-  await writeSessionRecord(ctx.redis, {
-    prefix: ctx.prefix,
-    userId,
-    sessionId,
-    now: ctx.clock.now(),
-    authenticatedAt,
-  });
+  await writeSession(ctx, userId, sessionId, { authenticatedAt });
   const issued = await tokens.issue({ userId, sessionId });
   return { userId, sessionId, authenticatedAt, ...issued };
 }
@@ -362,12 +377,7 @@ backendSuite('AccessTokens.verify', (test) => {
     const tokens = tokensFor(ctx, await ring());
     const t = await login(ctx, tokens);
     await tokens.revoke(t.token);
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'bob',
-      sessionId: 'bob-session',
-      now: ctx.clock.now() - 2 * 3600_000,
-    });
+    await writeSession(ctx, 'bob', 'bob-session', { now: ctx.clock.now() - 2 * 3600_000 });
     const idle = await tokens.issue({ userId: 'bob', sessionId: 'bob-session' });
     const before = await ctx.dump();
     ctx.roundTrips.reset();
@@ -405,22 +415,9 @@ backendSuite('AccessTokens.verify', (test) => {
     await ctx.redis.del(new KeySpace(ctx.prefix).session(userTag('u1'), 's1'));
     assert.equal(await tokens.verify(gone.token), { ok: false, reason: 'session_revoked' });
 
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'u2',
-      sessionId: 's2',
-      now: ctx.clock.now(),
-      idleMs: 2 * MINUTE,
-    });
+    await writeSession(ctx, 'u2', 's2', { idleMs: 2 * MINUTE });
     const idle = await tokens.issue({ userId: 'u2', sessionId: 's2' });
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'u3',
-      sessionId: 's3',
-      now: ctx.clock.now(),
-      idleMs: 10 * MINUTE,
-      absoluteMs: 3 * MINUTE,
-    });
+    await writeSession(ctx, 'u3', 's3', { idleMs: 10 * MINUTE, absoluteMs: 3 * MINUTE });
     const absolute = await tokens.issue({ userId: 'u3', sessionId: 's3' });
     assert.ok((await tokens.verify(idle.token)).ok);
     assert.ok((await tokens.verify(absolute.token)).ok);
@@ -440,12 +437,7 @@ backendSuite('AccessTokens.verify', (test) => {
     assert.equal(await tokens.verify(before.token), { ok: false, reason: 'session_revoked' });
     assert.equal(await tokens.verify(sameSecond.token), { ok: false, reason: 'session_revoked' });
     ctx.clock.advance(1);
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'carol',
-      sessionId: 'new',
-      now: ctx.clock.now(),
-    });
+    await writeSession(ctx, 'carol', 'new');
     const after = await tokens.issue({ userId: 'carol', sessionId: 'new' });
     assert.ok((await tokens.verify(after.token)).ok, 'authenticated after the mark');
     assert.equal(await tokens.verify(before.token), { ok: false, reason: 'session_revoked' });
@@ -472,12 +464,7 @@ backendSuite('AccessTokens.verify', (test) => {
       keyRing: await ring(),
       clock: { now: () => ctx.clock.now() + 10 * MINUTE },
     });
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'f',
-      sessionId: 's',
-      now: ctx.clock.now(),
-    });
+    await writeSession(ctx, 'f', 's');
     const future = await ahead.issue({ userId: 'f', sessionId: 's' });
     assert.equal(await tokens.verify(future.token), { ok: false, reason: 'not_yet_valid' });
     const nbf = await forge({
@@ -514,12 +501,7 @@ backendSuite('AccessTokens.verify', (test) => {
 
   test('accepts only the exact footer latchkey writes, even when it is correctly signed', async (ctx) => {
     const tokens = tokensFor(ctx, await ring());
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'a',
-      sessionId: 's',
-      now: ctx.clock.now(),
-    });
+    await writeSession(ctx, 'a', 's');
     const payload = JSON.stringify({
       sub: 'a',
       sid: 's',
@@ -570,12 +552,7 @@ backendSuite('AccessTokens.verify', (test) => {
 
   test('refuses (and never caches) a token claiming a longer life than issue() signs', async (ctx) => {
     const tokens = tokensFor(ctx, await ring());
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'a',
-      sessionId: 's',
-      now: ctx.clock.now(),
-    });
+    await writeSession(ctx, 'a', 's');
     const now = ctx.clock.now();
     const claims = { sub: 'a', sid: 's', jti: 'j', iat: iso(now) };
     assert.ok((await tokens.verify(await forge({ ...claims, exp: iso(now + 24 * 3600_000) }))).ok, '24 h');
@@ -700,12 +677,7 @@ backendSuite('AccessTokens.verify', (test) => {
 
   test('separates latchkey tokens from anything else signed with the key (implicit assertion)', async (ctx) => {
     const tokens = tokensFor(ctx, await ring());
-    await writeSessionRecord(ctx.redis, {
-      prefix: ctx.prefix,
-      userId: 'a',
-      sessionId: 's',
-      now: ctx.clock.now(),
-    });
+    await writeSession(ctx, 'a', 's');
     const claims = {
       sub: 'a',
       sid: 's',
@@ -882,10 +854,7 @@ backendSuite('AccessTokens.verify with SessionStore', (test) => {
 // defined at all, or fails under LATCHKEY_REQUIRE_REDIS=1 — a skipped outage check never passes.
 realRedisSuite('AccessTokens.verify when Redis is down', (outage) => {
   outage('raises StoreUnavailableError, never "valid", and recovers when Redis returns', async () => {
-    const server = await startRedisServer();
-    const redis = new Redis(server.port, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: true });
-    redis.on('error', () => {}); // reconnect noise while the server is stopped
-    await redis.connect();
+    const { server, redis, close } = await startOwnRedis({ maxRetriesPerRequest: 1 });
     const clock = new TestClock();
     const prefix = 'lkt-outage';
     try {
@@ -901,26 +870,16 @@ realRedisSuite('AccessTokens.verify when Redis is down', (outage) => {
         );
       }
       await server.start();
-      await waitFor(async () => (await redis.ping()) === 'PONG');
+      await eventually(async () => (await redis.ping()) === 'PONG', 'Redis is back');
       // The restarted server is empty: the session is gone, and the answer says so (not "valid").
       assert.equal(await tokens.verify(t.token), { ok: false, reason: 'session_revoked' });
       await writeSessionRecord(redis, { prefix, userId: 'o', sessionId: 's', now: clock.now() });
       assert.ok((await tokens.verify(t.token)).ok);
     } finally {
-      redis.disconnect();
-      await server.stop();
+      await close();
     }
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (performance.now() > deadline) throw new Error('timed out waiting for Redis to come back');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const lru = suite('LruMap (the cache behind AccessTokens)');
 

@@ -1,6 +1,6 @@
-import { type RedisServerHandle, startRedisServer, TestClock } from '@latchkey/testing';
-import { type BackendContext, backendSuite, closeClient, realRedisSuite } from '@latchkey/testing/backends';
-import { Redis } from 'ioredis';
+import { type RedisServerHandle, TestClock } from '@latchkey/testing';
+import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
+import type { Redis } from 'ioredis';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -16,6 +16,8 @@ import {
   ServerSecret,
   StoreUnavailableError,
 } from '../src/index.js';
+import { eventually } from './helpers/assertions.js';
+import { startOwnRedis } from './helpers/own-redis.js';
 
 const HOUR = 3_600_000;
 /** Limiter keys outlive their window by one second (clock skew between servers). */
@@ -725,22 +727,20 @@ backendSuite('LoginLimiter.hit', (test) => {
 realRedisSuite('LoginLimiter with Redis stopped and restarted', (test) => {
   let server: RedisServerHandle;
   let client: Redis;
+  let close: () => Promise<void>;
 
   test.before(async () => {
-    server = await startRedisServer();
-    client = new Redis(server.port, '127.0.0.1', {
+    ({
+      server,
+      redis: client,
+      close,
+    } = await startOwnRedis({
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
-      lazyConnect: true,
-    });
-    client.on('error', () => {}); // the refused reconnects while the server is stopped are expected
-    await client.connect();
+    }));
   });
 
-  test.after(async () => {
-    await closeClient(client);
-    await server.stop();
-  });
+  test.after(() => close());
 
   test('fails closed while Redis is down and recovers without a restart', async () => {
     const limiter = new LoginLimiter({ redis: client, secret, prefix: 'lkt-outage', commandTimeoutMs: 300 });
@@ -751,7 +751,7 @@ realRedisSuite('LoginLimiter with Redis stopped and restarted', (test) => {
       (e: unknown) => assert.instance(e, StoreUnavailableError),
     );
     await server.start();
-    await waitUntil(async () => (await limiter.check('a@x.io', '192.0.2.1').catch(() => null)) !== null);
+    await eventually(() => limiter.check('a@x.io', '192.0.2.1').then(() => true), 'Redis answers again');
     assert.ok((await limiter.check('a@x.io', '192.0.2.1')).allowed);
   });
 
@@ -773,16 +773,9 @@ realRedisSuite('LoginLimiter with Redis stopped and restarted', (test) => {
       (e: unknown) => assert.instance(e, StoreUnavailableError),
     );
     await server.start();
-    await waitUntil(
-      async () => (await limiter.check('d@x.io', '192.0.2.1').catch(() => null))?.degraded === false,
+    await eventually(
+      async () => (await limiter.check('d@x.io', '192.0.2.1')).degraded === false,
+      'checks go to Redis again',
     );
   });
 });
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -1,4 +1,3 @@
-import { startRedisServer } from '@latchkey/testing';
 import {
   type BackendContext,
   backendSuite,
@@ -26,6 +25,8 @@ import {
   userTag,
 } from '../src/index.js';
 import { sha256 } from '../src/internal/crypto.js';
+import { eventually, rejects } from './helpers/assertions.js';
+import { startOwnRedis } from './helpers/own-redis.js';
 import { startReplyDropProxy } from './helpers/reply-drop-proxy.js';
 
 const MIN = 60_000;
@@ -59,13 +60,6 @@ async function login(s: ReturnType<typeof stores>, userId = 'alice') {
 
 function isReuse(e: unknown): boolean {
   return e instanceof RefreshTokenReusedError && e.code === 'ERR_REFRESH_REUSED';
-}
-
-async function rejects(promise: Promise<unknown>, check: (e: unknown) => boolean, what: string) {
-  await promise.then(
-    () => assert.unreachable(`expected ${what}`),
-    (e: unknown) => assert.ok(check(e), `expected ${what}, got ${String(e)}`),
-  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -439,20 +433,14 @@ realRedisSuite('RefreshTokens over a connection that loses a reply', (test) => {
 
 realRedisSuite('RefreshTokens when Redis stops', (test) => {
   test('rotate() raises StoreUnavailableError while Redis is down; back up, the same token rotates once', async () => {
-    const server = await startRedisServer();
-    const redis = new Redis(server.port, '127.0.0.1', {
+    const { server, redis, close } = await startOwnRedis({
       retryStrategy: () => 50, // reconnect quickly in the test; production keeps ioredis's backoff
       // As the README advises for rotation: without it, ioredis queues the call while Redis is down
       // and runs it once Redis is back, after rotate() has already answered StoreUnavailableError —
-      // the client's retry of its token would then be reuse.
+      // the client's retry of its token would then be reuse. (startOwnRedis connects before any call.)
       enableOfflineQueue: false,
-      lazyConnect: true,
-    });
-    redis.on('error', () => {
-      // connection errors while the server is down are expected: the store reports them as unavailable
     });
     try {
-      await redis.connect(); // without the offline queue, nothing may be sent before the connection
       const options = { redis, commandTimeoutMs: 300 };
       const sessions = new SessionStore(options);
       const refresh = new RefreshTokens({ ...options, secret: SECRET });
@@ -467,18 +455,13 @@ realRedisSuite('RefreshTokens when Redis stops', (test) => {
         await rejects(call(), (e) => e instanceof StoreUnavailableError, 'StoreUnavailableError');
       }
       await server.start();
-      const deadline = performance.now() + 10_000;
-      while ((await redis.ping().catch(() => null)) !== 'PONG') {
-        assert.ok(performance.now() < deadline, 'the client reconnects');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await eventually(async () => (await redis.ping()) === 'PONG', 'the client reconnects');
       const rotated = await refresh.rotate(refreshToken);
       assert.ok(rotated, 'the presented token is still the current one: nothing was half-rotated');
       assert.ok(await refresh.rotate(rotated.token));
       assert.ok(await sessions.get(cookie));
     } finally {
-      redis.disconnect();
-      await server.stop();
+      await close();
     }
   });
 });

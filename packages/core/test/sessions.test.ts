@@ -21,6 +21,7 @@ import {
 } from '../src/index.js';
 import { sha256 } from '../src/internal/crypto.js';
 import { secretDigest } from '../src/sessions.js';
+import { rejects } from './helpers/assertions.js';
 import { startReplyDropProxy } from './helpers/reply-drop-proxy.js';
 
 const MIN = 60_000;
@@ -40,13 +41,6 @@ function store<D extends Data = Data>(
     onEvent: (e) => events.push(e),
     ...options,
   });
-}
-
-async function rejects(promise: Promise<unknown>, check: (e: unknown) => boolean, what: string) {
-  await promise.then(
-    () => assert.unreachable(`expected ${what}`),
-    (e: unknown) => assert.ok(check(e), `expected ${what}, got ${String(e)}`),
-  );
 }
 
 const ODD_USER_IDS = [

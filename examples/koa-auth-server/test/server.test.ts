@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { generateDevelopmentKey, ServerSecret } from '@latchkey/core';
-import { type RedisServerHandle, startRedisServer } from '@latchkey/testing';
+import { type RedisServerHandle, rawCommand, startRedisServer } from '@latchkey/testing';
 import { realRedisSuite } from '@latchkey/testing/backends';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -357,6 +357,9 @@ realRedisSuite('the server process on a real Redis', (test) => {
       assert.is((await fetch(`${url}/healthz`)).status, 200);
       started.child.kill('SIGTERM');
       assert.is(await exitCode(started.child), 0);
+      // It closed its connection with QUIT (the admin connection above quit before it started).
+      const stats = await rawCommand(redis.port, 'INFO commandstats');
+      assert.match(stats, /cmdstat_quit:calls=2\b/, 'the server process said QUIT');
     } finally {
       if (started.child.exitCode === null) started.child.kill('SIGKILL');
       await redis.stop();

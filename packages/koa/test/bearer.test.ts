@@ -10,12 +10,13 @@ import {
   SessionStore,
   type SessionToken,
 } from '@latchkey/core';
-import { startRedisServer, TestClock } from '@latchkey/testing';
+import { TestClock } from '@latchkey/testing';
 import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
-import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { eventually } from '../../core/test/helpers/assertions.js';
+import { startOwnRedis } from '../../core/test/helpers/own-redis.js';
 import { type Auth, bearer, latchkeyErrors, type OptionalBearerState, requireAuth } from '../src/index.js';
 import { serve, type TestServer } from './support/http-client.js';
 
@@ -402,10 +403,7 @@ options.run();
 // defined at all, or fails under LATCHKEY_REQUIRE_REDIS=1 — a skipped outage check never passes.
 realRedisSuite('bearer() when Redis is down', (outage) => {
   outage('answers 503 with Retry-After while Redis is stopped and 200 once it is back', async () => {
-    const server = await startRedisServer();
-    const redis = new Redis(server.port, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: true });
-    redis.on('error', () => {}); // reconnect noise while the server is stopped
-    await redis.connect();
+    const { server, redis, close } = await startOwnRedis({ maxRetriesPerRequest: 1 });
     const clock = new TestClock();
     const common = { redis, clock, prefix: 'lkt-bearer-outage' };
     const sessions = new SessionStore(common);
@@ -432,7 +430,7 @@ realRedisSuite('bearer() when Redis is down', (outage) => {
         message: 'the service is temporarily unavailable',
       });
       await server.start();
-      await waitFor(async () => (await redis.ping()) === 'PONG');
+      await eventually(async () => (await redis.ping()) === 'PONG', 'Redis is back');
       // The restarted server is empty: the session must be created again (no "valid" from nothing).
       assert.is((await http.request('/', { headers: bearerHeader(token) })).status, 401);
       const again = await sessions.create('user-8', {});
@@ -440,17 +438,7 @@ realRedisSuite('bearer() when Redis is down', (outage) => {
       assert.is((await http.request('/', { headers: bearerHeader(fresh.token) })).status, 200);
     } finally {
       await http.close();
-      redis.disconnect();
-      await server.stop();
+      await close();
     }
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (performance.now() > deadline) throw new Error('timed out waiting for Redis to come back');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

@@ -7,12 +7,14 @@ import {
   ServerSecret,
   StoreUnavailableError,
 } from '@latchkey/core';
-import { type RedisServerHandle, startRedisServer } from '@latchkey/testing';
-import { type BackendContext, backendSuite, closeClient, realRedisSuite } from '@latchkey/testing/backends';
-import { Redis } from 'ioredis';
+import type { RedisServerHandle } from '@latchkey/testing';
+import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
+import type { Redis } from 'ioredis';
 import Koa from 'koa';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { eventually } from '../../core/test/helpers/assertions.js';
+import { startOwnRedis } from '../../core/test/helpers/own-redis.js';
 import {
   type LoginLimiterMiddlewareOptions,
   type LoginLimitState,
@@ -477,22 +479,20 @@ factory.run();
 realRedisSuite('loginLimiter with Redis stopped', (test) => {
   let server: RedisServerHandle;
   let client: Redis;
+  let close: () => Promise<void>;
 
   test.before(async () => {
-    server = await startRedisServer();
-    client = new Redis(server.port, '127.0.0.1', {
+    ({
+      server,
+      redis: client,
+      close,
+    } = await startOwnRedis({
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
-      lazyConnect: true,
-    });
-    client.on('error', () => {}); // the refused reconnects while the server is stopped are expected
-    await client.connect();
+    }));
   });
 
-  test.after(async () => {
-    await closeClient(client);
-    await server.stop();
-  });
+  test.after(() => close());
 
   test('answers 503 unavailable with Retry-After by default, and serves again once Redis is back', async () => {
     const app = await loginApp(client, { prefix: 'lkt-koa-down', commandTimeoutMs: 300 });
@@ -508,8 +508,9 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
       });
       assert.is(app.passwordChecks, 1, 'no password check without the limiter');
       await server.start();
-      await waitUntil(
+      await eventually(
         async () => (await app.login('alice@example.com', PASSWORD, '192.0.2.1')).status === 200,
+        'logins succeed again',
       );
     } finally {
       await app.close();
@@ -532,7 +533,10 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
       // 7 attempts let through: the allowance of this process is spent, it fails closed again.
       assert.is((await app.login('carol@example.com', 'x', '192.0.2.4')).status, 503);
       await server.start();
-      await waitUntil(async () => (await app.login('dave@example.com', 'x', '192.0.2.5')).status === 401);
+      await eventually(
+        async () => (await app.login('dave@example.com', 'x', '192.0.2.5')).status === 401,
+        'logins reach the password check again',
+      );
     } finally {
       await app.close();
     }
@@ -558,19 +562,12 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
       assert.instance(errors[0], StoreUnavailableError);
       stopNow = false;
       await server.start();
-      await waitUntil(
+      await eventually(
         async () => (await app.login('alice@example.com', PASSWORD, '192.0.2.9')).status === 200,
+        'logins succeed again',
       );
     } finally {
       await app.close();
     }
   });
 });
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

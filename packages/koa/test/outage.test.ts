@@ -1,22 +1,13 @@
 import { SessionStore } from '@latchkey/core';
-import { startRedisServer } from '@latchkey/testing';
 import { realRedisSuite } from '@latchkey/testing/backends';
-import { Redis } from 'ioredis';
 import Koa from 'koa';
 import * as assert from 'uvu/assert';
+import { eventually } from '../../core/test/helpers/assertions.js';
+import { startOwnRedis } from '../../core/test/helpers/own-redis.js';
 import { latchkeyErrors, type SessionState, session } from '../src/index.js';
 import { cookieValue, serve, setCookies, type TestServer } from './support/http-client.js';
 
 const COMMAND_TIMEOUT_MS = 300;
-
-/** Retries `check` (real time: it waits for a process and a reconnect) until it holds or 10 s pass. */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!(await check())) {
-    if (performance.now() > deadline) assert.unreachable(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function logIn(server: TestServer): Promise<{ status: number; cookie: string | undefined }> {
   const response = await server.request('/login', { method: 'POST' });
@@ -30,15 +21,9 @@ async function logIn(server: TestServer): Promise<{ status: number; cookie: stri
 
 realRedisSuite('session middleware, Redis outage', (test) => {
   test('Redis stopped → 503 with Retry-After within 2 s; Redis back → the same app serves again', async () => {
-    const redisServer = await startRedisServer();
-    const redis = new Redis(redisServer.port, '127.0.0.1', {
-      // Reconnect quickly in the test; production keeps ioredis's backoff.
-      retryStrategy: () => 50,
-    });
-    redis.on('error', () => {
-      // connection errors while the server is down are expected; the store reports them as 503
-    });
-    const store = new SessionStore({ redis, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    // Reconnect quickly in the test; production keeps ioredis's backoff.
+    const own = await startOwnRedis({ retryStrategy: () => 50 });
+    const store = new SessionStore({ redis: own.redis, commandTimeoutMs: COMMAND_TIMEOUT_MS });
     const app = new Koa<SessionState<Record<string, unknown>>>();
     app.use(latchkeyErrors());
     app.use(session({ store }));
@@ -63,7 +48,7 @@ realRedisSuite('session middleware, Redis outage', (test) => {
       const loaded = await server.request('/', { headers: { cookie } });
       assert.equal(await loaded.json(), { userId: 'alice' });
 
-      await redisServer.stop();
+      await own.server.stop();
       // The cookie is a valid-looking token: the middleware needs Redis to load it, and so does a
       // logout (which must then leave the cookie alone: nothing was revoked).
       for (const attempt of [
@@ -91,7 +76,7 @@ realRedisSuite('session middleware, Redis outage', (test) => {
       assert.is(anonymous.status, 200, 'a request without a session cookie needs no Redis');
       await anonymous.arrayBuffer();
 
-      await redisServer.start();
+      await own.server.start();
       // The restarted server is empty (no persistence): the old cookie names nothing now.
       await eventually(async () => {
         const response = await server.request('/', { headers: { cookie } });
@@ -104,8 +89,7 @@ realRedisSuite('session middleware, Redis outage', (test) => {
       assert.equal(await reloaded.json(), { userId: 'alice' });
     } finally {
       await server.close();
-      redis.disconnect();
-      await redisServer.stop();
+      await own.close();
     }
   });
 });

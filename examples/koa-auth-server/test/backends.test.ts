@@ -236,6 +236,27 @@ backendSuite('UserStore', (test) => {
     assert.equal(await keys(), []);
   });
 
+  test('a password change over an expected hash is compare-and-set; a reset writes unconditionally', async ({
+    redis,
+    clock,
+    prefix,
+    keysWithoutTtl,
+  }) => {
+    const users = new UserStore({ redis, clock, prefix });
+    const registered = await users.register('cas@example.com', async () => 'hash-1');
+    assert.ok(registered.ok);
+    if (!registered.ok) return;
+    const id = registered.user.id;
+    assert.is(await users.setPasswordHash(id, 'hash-2', 'not-the-hash'), false);
+    assert.is((await users.findById(id))?.passwordHash, 'hash-1', 'unchanged');
+    assert.is(await users.setPasswordHash(id, 'hash-2', 'hash-1'), true);
+    assert.is((await users.findById(id))?.passwordHash, 'hash-2');
+    assert.is(await users.setPasswordHash(id, 'hash-3'), true, 'no expectation: a reset');
+    assert.is((await users.findById(id))?.passwordHash, 'hash-3');
+    assert.is(await users.setPasswordHash('nobody', 'hash', 'hash-3'), false);
+    assert.equal(await keysWithoutTtl(), [], 'nothing lost its TTL');
+  });
+
   test('user and email keys sit in their own hash tags and never break on odd input', async ({
     redis,
     clock,

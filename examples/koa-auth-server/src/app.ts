@@ -217,9 +217,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const loadUser: Mw = async (ctx, next) => {
     const user = await users.findById(auth(ctx).userId);
     if (user === null) {
-      throw new HttpError(401, 'unauthenticated', 'authentication required', {
-        'WWW-Authenticate': 'Bearer',
-      });
+      throw unauthenticated(ctx);
     }
     ctx.state.user = user;
     await next();
@@ -499,9 +497,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         });
         if (!checked.ok) throw invalidCode();
         if (!(await users.markEmailVerified(user))) {
-          throw new HttpError(401, 'unauthenticated', 'authentication required', {
-            'WWW-Authenticate': 'Bearer',
-          });
+          throw unauthenticated(ctx);
         }
       }
       ctx.body = { emailVerified: true };
@@ -573,8 +569,17 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 
 function auth(ctx: Ctx): NonNullable<AppState['auth']> {
   const value = ctx.state.auth;
-  if (value === undefined) throw new HttpError(401, 'unauthenticated', 'authentication required');
+  if (value === undefined) throw unauthenticated(ctx);
   return value;
+}
+
+/** The 401 of a protected route whose credential names no usable user (as requireAuth answers). */
+function unauthenticated(ctx: Ctx): HttpError {
+  const bearer = ctx.state.auth?.via === 'bearer';
+  return new HttpError(401, 'unauthenticated', 'authentication required', {
+    'WWW-Authenticate': bearer ? 'Bearer error="invalid_token"' : 'Bearer',
+    'Cache-Control': 'no-store',
+  });
 }
 
 /** The validated fields of the route's body (set by `validate`, which ran before). */

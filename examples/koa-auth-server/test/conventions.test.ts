@@ -415,6 +415,24 @@ auth(
   },
 );
 
+auth(
+  'a credential whose user is gone is 401 like any other (invalid_token for a bearer token)',
+  async ({ app }) => {
+    const client = app.client();
+    const user = await signUp(client);
+    const userKeys = await app.redis.keys('lk:app:u:*');
+    assert.is(userKeys.length, 1);
+    await app.redis.del(...userKeys); // as when an unverified account expires under a live session
+    const byCookie = await client.get('/auth/me');
+    assert.is(byCookie.status, 401);
+    assert.is(byCookie.body.error, 'unauthenticated');
+    assert.is(byCookie.headers.get('www-authenticate'), 'Bearer');
+    const byBearer = await client.get('/auth/me', { bearer: user.accessToken, cookies: false });
+    assert.is(byBearer.status, 401);
+    assert.is(byBearer.headers.get('www-authenticate'), 'Bearer error="invalid_token"');
+  },
+);
+
 auth('when the session cookie arrives twice, neither is used', async ({ app }) => {
   const client = app.client();
   await signUp(client);

@@ -1,4 +1,3 @@
-import { createPrivateKey, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +26,7 @@ import {
 import { LruMap } from '../src/internal/lru.js';
 import { eventually } from './helpers/assertions.js';
 import { startOwnRedis } from './helpers/own-redis.js';
+import { iso, signV4Public } from './helpers/paseto.js';
 import {
   type SessionRecordInput,
   writeRevokeBeforeMark,
@@ -34,7 +34,8 @@ import {
 } from './helpers/session-record.js';
 
 const MINUTE = 60_000;
-const IMPLICIT = new TextEncoder().encode('latchkey/access-token/v1');
+const IMPLICIT_TEXT = 'latchkey/access-token/v1';
+const IMPLICIT = new TextEncoder().encode(IMPLICIT_TEXT);
 const encode = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
 const dev = await generateDevelopmentKey();
@@ -56,35 +57,12 @@ function forge(
 }
 
 /**
- * Signs any payload and footer bytes with the test's key, straight from the PASETO v4.public
- * specification (node:crypto), for what paseto's Sign refuses to produce: claims of the wrong type,
- * unparsable dates, footers of another shape. The verifier must still never accept or crash on them.
+ * Signs any payload and footer with the test's key and latchkey's implicit assertion, for what
+ * paseto's Sign refuses to produce: claims of the wrong type, unparsable dates, footers of another
+ * shape. The verifier must still never accept or crash on them.
  */
 function signRaw(payload: string, footer = JSON.stringify({ kid: dev.kid })): string {
-  const material = Buffer.from(dev.secret.slice('k4.secret.'.length), 'base64url');
-  const key = createPrivateKey({
-    format: 'jwk',
-    key: {
-      kty: 'OKP',
-      crv: 'Ed25519',
-      d: material.subarray(0, 32).toString('base64url'),
-      x: material.subarray(32).toString('base64url'),
-    },
-  });
-  const le64 = (n: number) => {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(n));
-    return b;
-  };
-  const pieces = [
-    Buffer.from('v4.public.'),
-    Buffer.from(payload),
-    Buffer.from(footer),
-    Buffer.from(IMPLICIT),
-  ];
-  const pae = Buffer.concat([le64(pieces.length), ...pieces.flatMap((p) => [le64(p.length), p])]);
-  const signature = sign(null, pae, key);
-  return `v4.public.${Buffer.concat([Buffer.from(payload), signature]).toString('base64url')}.${Buffer.from(footer).toString('base64url')}`;
+  return signV4Public(dev.secret, payload, footer, IMPLICIT_TEXT);
 }
 
 /** The same token with one payload character changed (the signature no longer matches). */
@@ -92,10 +70,6 @@ function flipPayloadChar(token: string): string {
   const at = 'v4.public.'.length + 5;
   const c = token[at] === 'A' ? 'B' : 'A';
   return `${token.slice(0, at)}${c}${token.slice(at + 1)}`;
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 async function ring(): Promise<KeyRing> {

@@ -1,6 +1,5 @@
-import { type RedisServerHandle, TestClock } from '@latchkey/testing';
+import { TestClock } from '@latchkey/testing';
 import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
-import type { Redis } from 'ioredis';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -17,7 +16,7 @@ import {
   StoreUnavailableError,
 } from '../src/index.js';
 import { eventually } from './helpers/assertions.js';
-import { startOwnRedis } from './helpers/own-redis.js';
+import { type OwnRedis, startOwnRedis } from './helpers/own-redis.js';
 
 const HOUR = 3_600_000;
 /** Limiter keys outlive their window by one second (clock skew between servers). */
@@ -725,45 +724,41 @@ backendSuite('LoginLimiter.hit', (test) => {
 // ---------------------------------------------------------------------------------------------------
 
 realRedisSuite('LoginLimiter with Redis stopped and restarted', (test) => {
-  let server: RedisServerHandle;
-  let client: Redis;
-  let close: () => Promise<void>;
+  let own: OwnRedis;
 
   test.before(async () => {
-    ({
-      server,
-      redis: client,
-      close,
-    } = await startOwnRedis({
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-    }));
+    own = await startOwnRedis({ maxRetriesPerRequest: 1, enableOfflineQueue: false });
   });
 
-  test.after(() => close());
+  test.after(() => own.close());
 
   test('fails closed while Redis is down and recovers without a restart', async () => {
-    const limiter = new LoginLimiter({ redis: client, secret, prefix: 'lkt-outage', commandTimeoutMs: 300 });
+    const limiter = new LoginLimiter({
+      redis: own.redis,
+      secret,
+      prefix: 'lkt-outage',
+      commandTimeoutMs: 300,
+    });
     assert.ok((await limiter.check('a@x.io', '192.0.2.1')).allowed);
-    await server.stop();
+    await own.server.stop();
     await limiter.check('a@x.io', '192.0.2.1').then(
       () => assert.unreachable('must fail closed'),
       (e: unknown) => assert.instance(e, StoreUnavailableError),
     );
-    await server.start();
+    await own.server.start();
     await eventually(() => limiter.check('a@x.io', '192.0.2.1').then(() => true), 'Redis answers again');
     assert.ok((await limiter.check('a@x.io', '192.0.2.1')).allowed);
   });
 
   test('fails open onto the bounded fallback when told to, and back to Redis once it returns', async () => {
     const limiter = new LoginLimiter({
-      redis: client,
+      redis: own.redis,
       secret,
       prefix: 'lkt-outage-open',
       commandTimeoutMs: 300,
       failOpen: { maxPerWindow: 2 },
     });
-    await server.stop();
+    await own.server.stop();
     const first = await limiter.check('a@x.io', '192.0.2.1');
     assert.ok(first.allowed && first.degraded);
     await limiter.settle(first.reservation as LoginReservation, 'success'); // in memory, no Redis
@@ -772,7 +767,7 @@ realRedisSuite('LoginLimiter with Redis stopped and restarted', (test) => {
       () => assert.unreachable('allowance spent'),
       (e: unknown) => assert.instance(e, StoreUnavailableError),
     );
-    await server.start();
+    await own.server.start();
     await eventually(
       async () => (await limiter.check('d@x.io', '192.0.2.1')).degraded === false,
       'checks go to Redis again',

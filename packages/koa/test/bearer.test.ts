@@ -1,4 +1,3 @@
-import { createPrivateKey, sign } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -17,6 +16,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { eventually } from '../../core/test/helpers/assertions.js';
 import { startOwnRedis } from '../../core/test/helpers/own-redis.js';
+import { iso, signV4Public } from '../../core/test/helpers/paseto.js';
 import { type Auth, bearer, latchkeyErrors, type OptionalBearerState, requireAuth } from '../src/index.js';
 import { serve, type TestServer } from './support/http-client.js';
 
@@ -29,36 +29,8 @@ const keyRing = await KeyRing.fromPaserk({ signing: dev.secret, kid: dev.kid });
  * v4.public specification with node:crypto rather than with paseto, as an interoperability check.
  */
 function forge(claims: unknown): string {
-  const material = Buffer.from(dev.secret.slice('k4.secret.'.length), 'base64url');
-  const key = createPrivateKey({
-    format: 'jwk',
-    key: {
-      kty: 'OKP',
-      crv: 'Ed25519',
-      d: material.subarray(0, 32).toString('base64url'),
-      x: material.subarray(32).toString('base64url'),
-    },
-  });
-  const header = Buffer.from('v4.public.');
-  const message = Buffer.from(typeof claims === 'string' ? claims : JSON.stringify(claims));
-  const footer = Buffer.from(JSON.stringify({ kid: dev.kid }));
-  const implicit = Buffer.from('latchkey/access-token/v1');
-  const signature = sign(null, pae([header, message, footer, implicit]), key);
-  return `v4.public.${Buffer.concat([message, signature]).toString('base64url')}.${footer.toString('base64url')}`;
-}
-
-/** PASETO's pre-authentication encoding. */
-function pae(pieces: Buffer[]): Buffer {
-  const le64 = (n: number) => {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(n));
-    return b;
-  };
-  return Buffer.concat([le64(pieces.length), ...pieces.flatMap((p) => [le64(p.length), p])]);
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const payload = typeof claims === 'string' ? claims : JSON.stringify(claims);
+  return signV4Public(dev.secret, payload, JSON.stringify({ kid: dev.kid }), 'latchkey/access-token/v1');
 }
 
 interface Harness {

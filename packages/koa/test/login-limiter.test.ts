@@ -7,14 +7,12 @@ import {
   ServerSecret,
   StoreUnavailableError,
 } from '@latchkey/core';
-import type { RedisServerHandle } from '@latchkey/testing';
 import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
-import type { Redis } from 'ioredis';
 import Koa from 'koa';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { eventually } from '../../core/test/helpers/assertions.js';
-import { startOwnRedis } from '../../core/test/helpers/own-redis.js';
+import { type OwnRedis, startOwnRedis } from '../../core/test/helpers/own-redis.js';
 import {
   type LoginLimiterMiddlewareOptions,
   type LoginLimitState,
@@ -477,28 +475,19 @@ factory('refuse missing or mistyped options with InvalidOptionError naming them'
 factory.run();
 
 realRedisSuite('loginLimiter with Redis stopped', (test) => {
-  let server: RedisServerHandle;
-  let client: Redis;
-  let close: () => Promise<void>;
+  let own: OwnRedis;
 
   test.before(async () => {
-    ({
-      server,
-      redis: client,
-      close,
-    } = await startOwnRedis({
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-    }));
+    own = await startOwnRedis({ maxRetriesPerRequest: 1, enableOfflineQueue: false });
   });
 
-  test.after(() => close());
+  test.after(() => own.close());
 
   test('answers 503 unavailable with Retry-After by default, and serves again once Redis is back', async () => {
-    const app = await loginApp(client, { prefix: 'lkt-koa-down', commandTimeoutMs: 300 });
+    const app = await loginApp(own.redis, { prefix: 'lkt-koa-down', commandTimeoutMs: 300 });
     try {
       await expectStatus(await app.login('alice@example.com', 'nope', '192.0.2.1'), 401);
-      await server.stop();
+      await own.server.stop();
       const r = await app.login('alice@example.com', PASSWORD, '192.0.2.1');
       assert.is(r.status, 503);
       assert.is(r.headers.get('retry-after'), '1');
@@ -507,7 +496,7 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
         message: 'the service is temporarily unavailable',
       });
       assert.is(app.passwordChecks, 1, 'no password check without the limiter');
-      await server.start();
+      await own.server.start();
       await eventually(
         async () => (await app.login('alice@example.com', PASSWORD, '192.0.2.1')).status === 200,
         'logins succeed again',
@@ -518,13 +507,13 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
   });
 
   test('fails open onto the bounded in-process fallback when configured', async () => {
-    const app = await loginApp(client, {
+    const app = await loginApp(own.redis, {
       prefix: 'lkt-koa-open',
       commandTimeoutMs: 300,
       failOpen: { maxPerWindow: 7 },
     });
     try {
-      await server.stop();
+      await own.server.stop();
       for (let i = 0; i < 5; i++)
         await expectStatus(await app.login('alice@example.com', 'nope', '192.0.2.1'), 401);
       await expect429(await app.login('alice@example.com', PASSWORD, '192.0.2.1'));
@@ -532,7 +521,7 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
       await expectStatus(await app.login('bob@example.com', 'x', '192.0.2.3'), 401);
       // 7 attempts let through: the allowance of this process is spent, it fails closed again.
       assert.is((await app.login('carol@example.com', 'x', '192.0.2.4')).status, 503);
-      await server.start();
+      await own.server.start();
       await eventually(
         async () => (await app.login('dave@example.com', 'x', '192.0.2.5')).status === 401,
         'logins reach the password check again',
@@ -546,12 +535,12 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
     const errors: unknown[] = [];
     let stopNow = false;
     const app = await loginApp(
-      client,
+      own.redis,
       { prefix: 'lkt-koa-settle', commandTimeoutMs: 300 },
       { onSettleError: (e) => errors.push(e) },
       async () => {
         // Redis goes away between the check and the settle of this request.
-        if (stopNow) await server.stop();
+        if (stopNow) await own.server.stop();
       },
     );
     try {
@@ -561,7 +550,7 @@ realRedisSuite('loginLimiter with Redis stopped', (test) => {
       assert.is(errors.length, 1);
       assert.instance(errors[0], StoreUnavailableError);
       stopNow = false;
-      await server.start();
+      await own.server.start();
       await eventually(
         async () => (await app.login('alice@example.com', PASSWORD, '192.0.2.9')).status === 200,
         'logins succeed again',

@@ -7,6 +7,7 @@ import {
   LoginLimiter,
   OneTimeCodes,
   type RedisClient,
+  type RefreshTokenReusedError,
   RefreshTokens,
   type ServerSecret,
   type Session,
@@ -358,12 +359,16 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     validate((b) => ({
       refreshToken: parseString(field(b, 'refreshToken'), 'refreshToken', MAX_TOKEN_FIELD),
     })),
+    // Only so that a reuse that revokes the request's own cookie session also clears that cookie.
+    cookieSession,
     async (ctx) => {
       let rotated: Awaited<ReturnType<RefreshTokens['rotate']>>;
       try {
         rotated = await refreshTokens.rotate(input(ctx, 'refreshToken').refreshToken);
       } catch (error) {
         if (isLatchkeyError(error, 'ERR_REFRESH_REUSED')) {
+          const revoked = (error as RefreshTokenReusedError).sessionId;
+          forgetCookieSessionIf(ctx, (current) => current.id === revoked);
           throw new HttpError(
             401,
             'refresh_token_reused',

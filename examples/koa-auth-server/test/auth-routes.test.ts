@@ -357,6 +357,30 @@ refresh('reuse of a rotated token is 401 refresh_token_reused and revokes the se
   assert.is((await client.get('/auth/me')).status, 401, 'the cookie of that session is dead too');
 });
 
+refresh(
+  'a reuse that revokes the request’s own cookie session clears that cookie, and only that one',
+  async ({ app }) => {
+    const browser = app.client();
+    const user = await signUp(browser);
+    const rotated = await browser.post('/auth/refresh', { refreshToken: user.refreshToken });
+    assert.is(rotated.status, 200);
+    assert.equal(rotated.setCookies, [], 'a refresh sets no cookie, also when one was sent');
+    // Another session's token reused with this cookie: this cookie stays.
+    const other = await app.client().post('/auth/login', { email: user.email, password: user.password });
+    await app.client().post('/auth/refresh', { refreshToken: other.body.refreshToken });
+    const foreign = await browser.post('/auth/refresh', { refreshToken: other.body.refreshToken });
+    assert.is(foreign.body.error, 'refresh_token_reused');
+    assert.equal(foreign.setCookies, []);
+    assert.is((await browser.get('/auth/me')).status, 200);
+    // This session's own token reused: the session ends, and so does its cookie.
+    const own = await browser.post('/auth/refresh', { refreshToken: user.refreshToken });
+    assert.is(own.status, 401);
+    assert.is(own.body.error, 'refresh_token_reused');
+    assert.is(own.setCookies.length, 1);
+    assert.match(own.setCookies[0] as string, /^sid=; .*Max-Age=0/);
+  },
+);
+
 refresh('a missing or non-string refreshToken is 400 invalid_request', async ({ app }) => {
   const client = app.client();
   for (const body of [

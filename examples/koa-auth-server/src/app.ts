@@ -410,6 +410,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   router.post('/auth/logout-others', ...web, authenticated, async (ctx) => {
     const { userId, sessionId } = auth(ctx);
     await sessions.revokeAllForUser(userId, { except: sessionId });
+    // Authenticated by a bearer token, the request's cookie may name one of those other sessions.
+    forgetCookieSessionIf(ctx, (current) => current.userId === userId && current.id !== sessionId);
     ctx.status = 204;
   });
 

@@ -405,6 +405,14 @@ auth(
     );
     assert.is(change.status, 204);
     assert.ok(cleared(change), 'the cookie’s session was one of the “other” sessions');
+    // logout-others through one session (bearer) with the cookie of another session of the user
+    const tab = app.client();
+    user = await signUp(tab);
+    const cli = await app.client().post('/auth/login', { email: user.email, password: user.password });
+    const others = await tab.post('/auth/logout-others', undefined, { bearer: cli.body.accessToken });
+    assert.is(others.status, 204);
+    assert.ok(cleared(others), 'logout-others ended the cookie’s session');
+    assert.equal((await tab.post('/auth/logout-others')).status, 401, 'and it is gone');
     // logout by a bearer token of another session leaves this cookie alone
     const a = app.client();
     user = await signUp(a);

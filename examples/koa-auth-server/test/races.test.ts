@@ -1,4 +1,5 @@
-import { TestClock } from '@latchkey/testing';
+import { generateDevelopmentKey, ServerSecret } from '@latchkey/core';
+import { createFakeRedis, TestClock } from '@latchkey/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type PasswordChecker, PasswordHasher } from '../src/passwords.js';
@@ -191,3 +192,46 @@ race('without a race the same paused login succeeds (the pause itself changes no
 });
 
 race.run();
+
+const skew = suite('races across servers whose clocks differ');
+
+skew('a login on a server whose clock is ahead of the one that reset the password still loses', async () => {
+  const clock = new TestClock();
+  clock.install();
+  const redis = createFakeRedis();
+  // Two servers of one deployment: the same keys, the same Redis, clocks 10 s apart.
+  const env = {
+    PASETO_SECRET_KEY: (await generateDevelopmentKey()).secret,
+    LATCHKEY_SECRET: ServerSecret.generateText(),
+  };
+  const hasher = new PausableHasher();
+  const ahead = await startTestApp({
+    env,
+    redis,
+    clock: { now: () => clock.now() + 10_000 },
+    passwordHasher: hasher,
+  });
+  const behind = await startTestApp({ env, redis, clock });
+  try {
+    const user = await signUp(behind.client());
+    const attacker = ahead.client();
+    const login = await held(hasher, () =>
+      attacker.post('/auth/login', { email: user.email, password: user.password }),
+    );
+    clock.advance(1000);
+    await resetPassword(behind, user.email, 'the owner’s new password');
+    // Its revoke-before mark (behind's clock) is earlier than the login's authenticatedAt (ahead's).
+    const reply = await login.release();
+    assert.is(reply.status, 401);
+    assert.not.ok(attacker.jar.has('sid'));
+    clock.advance(20_000);
+    assert.is(await liveSessions({ app: behind, clock, hasher }, user.email, 'the owner’s new password'), 0);
+  } finally {
+    await ahead.close();
+    await behind.close();
+    redis.disconnect();
+    clock.restore();
+  }
+});
+
+skew.run();

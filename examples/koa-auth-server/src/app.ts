@@ -327,8 +327,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       const ok = await hasher.verify(user?.passwordHash, password);
       if (user === null || !ok) throw invalidCredentials(401);
       // The check took a while: if the password changed meanwhile, what was checked is the old one.
-      // The mark alone misses a change in the same millisecond as this login began, or one made by a
-      // server whose clock is behind this one's; the stored hash does not.
+      // The mark alone misses a change made by a server whose clock is behind this one's (its mark is
+      // then earlier than this authenticatedAt); the stored hash does not depend on clocks.
       const current = await users.findById(user.id);
       if (current === null || current.passwordHash !== user.passwordHash) throw invalidCredentials(401);
       let created: Session<Data>;

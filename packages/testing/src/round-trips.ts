@@ -33,9 +33,51 @@ const NOT_COMMANDS = new Set([
  * const counter = countRoundTrips(redis);
  * assert.is(await counter.measure(() => sessions.get(token)), 1);
  */
+interface Tally {
+  count: number;
+  readonly commands: string[];
+}
+
+/** The counters attached to one client: it is instrumented once, however many counters watch it. */
+const tallies = new WeakMap<object, Set<Tally>>();
+
 export function countRoundTrips(client: Redis | Cluster): RoundTripCounter {
-  const commands: string[] = [];
-  let count = 0;
+  const tally: Tally = { count: 0, commands: [] };
+  let watching = tallies.get(client);
+  if (watching === undefined) {
+    watching = new Set();
+    tallies.set(client, watching);
+    instrument(client, watching);
+  }
+  watching.add(tally);
+
+  const counter: RoundTripCounter = {
+    get count() {
+      return tally.count;
+    },
+    get commands() {
+      return tally.commands.slice();
+    },
+    reset() {
+      tally.count = 0;
+      tally.commands.length = 0;
+    },
+    async measure(fn) {
+      counter.reset();
+      await fn();
+      return tally.count;
+    },
+  };
+  return counter;
+}
+
+function instrument(client: Redis | Cluster, watching: Set<Tally>): void {
+  const sent = (name: string): void => {
+    for (const tally of watching) {
+      tally.count++;
+      tally.commands.push(name);
+    }
+  };
   const target = client as unknown as Record<string, unknown> & {
     sendCommand?: (command: { name: string; reject: (error: Error) => void }, ...rest: unknown[]) => unknown;
   };
@@ -44,54 +86,30 @@ export function countRoundTrips(client: Redis | Cluster): RoundTripCounter {
   if (!isMock) {
     const original = target.sendCommand as NonNullable<typeof target.sendCommand>;
     target.sendCommand = function counted(this: unknown, command, ...rest) {
-      count++;
-      commands.push(command.name);
+      sent(command.name);
       // ioredis resends a script after NOSCRIPT (its promise never rejects with it, so watch the raw
       // rejection); the resend is the same logical round trip.
       const reject = command.reject;
       command.reject = (error: Error) => {
-        if (error?.message?.includes('NOSCRIPT')) count--;
+        if (error?.message?.includes('NOSCRIPT')) for (const tally of watching) tally.count--;
         reject.call(command, error);
       };
       return original.call(this, command, ...rest);
     };
-  } else {
-    const wrap = (name: string): void => {
-      const fn = target[name];
-      if (typeof fn !== 'function' || NOT_COMMANDS.has(name) || (fn as { __counted?: boolean }).__counted)
-        return;
-      const counted = function (this: unknown, ...args: unknown[]) {
-        count++;
-        commands.push(name);
-        return (fn as (...a: unknown[]) => unknown).apply(this, args);
-      };
-      (counted as { __counted?: boolean }).__counted = true;
-      target[name] = counted;
-    };
-    for (const name of Object.keys(target)) wrap(name);
-    const defineCommand = target['defineCommand'] as (name: string, definition: unknown) => void;
-    target['defineCommand'] = function (this: unknown, name: string, definition: unknown) {
-      defineCommand.call(this, name, definition);
-      wrap(name);
-    };
+    return;
   }
-
-  const counter: RoundTripCounter = {
-    get count() {
-      return count;
-    },
-    get commands() {
-      return commands.slice();
-    },
-    reset() {
-      count = 0;
-      commands.length = 0;
-    },
-    async measure(fn) {
-      counter.reset();
-      await fn();
-      return count;
-    },
+  const wrap = (name: string): void => {
+    const fn = target[name];
+    if (typeof fn !== 'function' || NOT_COMMANDS.has(name)) return;
+    target[name] = function counted(this: unknown, ...args: unknown[]) {
+      sent(name);
+      return (fn as (...a: unknown[]) => unknown).apply(this, args);
+    };
   };
-  return counter;
+  for (const name of Object.keys(target)) wrap(name);
+  const defineCommand = target['defineCommand'] as (name: string, definition: unknown) => void;
+  target['defineCommand'] = function (this: unknown, name: string, definition: unknown) {
+    defineCommand.call(this, name, definition);
+    wrap(name);
+  };
 }

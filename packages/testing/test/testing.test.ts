@@ -99,6 +99,19 @@ counter('counts commands and script calls, one each', async () => {
   assert.equal(rt.commands, ['set', 'get']);
 });
 
+counter('two counters on one client both count, and neither counts twice', async () => {
+  const redis = createFakeRedis();
+  const first = countRoundTrips(redis);
+  const second = countRoundTrips(redis);
+  await redis.set('a', '1');
+  assert.is(first.count, 1);
+  assert.is(second.count, 1);
+  second.reset();
+  await redis.get('a');
+  assert.is(first.count, 2);
+  assert.is(second.count, 1);
+});
+
 counter.run();
 
 realRedisSuite('startRedisServer and countRoundTrips on real Redis', (test) => {

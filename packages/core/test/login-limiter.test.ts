@@ -359,6 +359,28 @@ backendSuite('LoginLimiter.check', (test) => {
     assert.equal(await ctx.keysWithoutTtl(), []);
   });
 
+  test('when one failure left the window, the next oldest sets the reset time and the count', async (ctx) => {
+    const limiter = limiterFor(ctx);
+    const ip = '192.0.2.201';
+    await fail(limiter, 'one@example.com', ip);
+    await ctx.advance(10 * 60_000);
+    for (let i = 0; i < 2; i++) await fail(limiter, 'one@example.com', ip);
+    await ctx.advance(50 * 60_000); // only the first is exactly one window old
+    const r = await limiter.check('one@example.com', ip);
+    assert.ok(r.allowed);
+    assert.equal(
+      r.policies.map((p) => [p.policy, p.remaining, p.resetAfterMs]),
+      [
+        ['account-ip', 2, 10 * 60_000],
+        ['ip', 97, 10 * 60_000],
+      ],
+    );
+    const space = new KeySpace(ctx.prefix);
+    const digest = limiter.accountDigest('one@example.com');
+    assert.is(await ctx.redis.zcard(space.loginAccountIp(ip, digest)), 3);
+    assert.is(await ctx.redis.zcard(space.loginIp(ip)), 3);
+  });
+
   test('a reservation never settled counts as a failure, then expires like one', async (ctx) => {
     const limiter = limiterFor(ctx);
     for (let i = 0; i < 5; i++) assert.ok((await limiter.check('frank@example.com', '192.0.2.70')).allowed);

@@ -5,10 +5,12 @@
 -- refused attempts never reach the password check, so they neither count nor extend a block.
 --
 -- Cost: this runs before every login, so it sends no command the answer does not need. A log is
--- counted first: an empty (missing) one costs that one command, is neither pruned nor deleted, and
--- its oldest member after the reservation is the reservation itself. A non-empty log is pruned (the
--- count removed gives the live count without a second ZCARD; an emptied log gets the explicit DEL
--- the fake Redis needs) and read for its oldest member, which TypeScript needs for the reset time.
+-- read first for its two oldest members (one ZRANGE): a missing log costs only that command, and its
+-- oldest member after the reservation is the reservation itself. When the oldest member is still
+-- inside the window nothing is stale (members are scored by `at`), so there is nothing to prune and a
+-- ZCARD gives the count. Otherwise the log is pruned and counted; its new oldest member is the second
+-- one read when that one is live (the common case: one member left the window since the last check),
+-- else one more ZRANGE reads it. An emptied log gets the explicit DEL the fake Redis needs.
 --
 -- KEYS[1]  P:l:ai:{<ip>}:<hmac(account)>  zset  reservations and failures of the account at the IP
 -- KEYS[2]  P:l:ip:{<ip>}                  zset  reservations and failures at the IP, any account
@@ -42,13 +44,19 @@ end
 
 -- The live count and oldest live member of a log, after pruning what left the window.
 local function load(key, windowStart)
+  local first = redis.call('ZRANGE', key, 0, 1)
+  local oldest = first[1]
+  if type(oldest) ~= 'string' then return 0, '' end
+  local start = tonumber(windowStart)
+  if atOf(oldest) > start then return redis.call('ZCARD', key), oldest end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', windowStart)
   local n = redis.call('ZCARD', key)
-  if n == 0 then return 0, '' end
-  n = n - redis.call('ZREMRANGEBYSCORE', key, '-inf', windowStart)
   if n == 0 then
     redis.call('DEL', key)
     return 0, ''
   end
+  local second = first[2]
+  if type(second) == 'string' and atOf(second) > start then return n, second end
   return n, memberAt(key, 0)
 end
 

@@ -50,7 +50,7 @@ export interface Session<Data> {
   absoluteExpiresAt: number;
   /** The client address at login, if given. */
   ip?: string;
-  /** The client's user agent at login, if given (at most 512 characters). */
+  /** The client's user agent at login, if given (at most 252 bytes of UTF-8; see `create`). */
   userAgent?: string;
 }
 
@@ -70,9 +70,16 @@ export interface CreateSessionOptions {
   readonly idleTimeoutMs?: number;
   /** Absolute lifetime of this session in ms, from now. @default the store's */
   readonly absoluteTimeoutMs?: number;
-  /** The client address, for a "where am I logged in" list (at most 128 characters kept). */
+  /**
+   * The client address, for a "where am I logged in" list (at most 63 bytes of UTF-8 kept: an IPv6
+   * address has at most 45 characters).
+   */
   readonly ip?: string;
-  /** The client's user agent (at most 512 characters kept). */
+  /**
+   * The client's user agent: a prefix of at most 252 bytes of UTF-8 is kept (stored as four pieces
+   * of at most 63 bytes, each cut at a character boundary, so at least 240 bytes of it) — enough for
+   * the browser, its version and the platform.
+   */
   readonly userAgent?: string;
 }
 
@@ -145,8 +152,11 @@ interface ResolvedSessionOptions {
 const MAX_SESSIONS_CAP = 500;
 /** @internal */
 export const MAX_USER_ID_LENGTH = 1024;
-const MAX_IP_LENGTH = 128;
-const MAX_USER_AGENT_LENGTH = 512;
+// Byte caps that keep the session hash a compact listpack: Redis turns a hash into a hashtable (about
+// three times the memory) once one value exceeds hash-max-listpack-value (64 bytes by default). The ip
+// is one field; the user agent is stored in up to four pieces of at most 63 bytes (session-create).
+const MAX_VALUE_BYTES = 63;
+const USER_AGENT_PIECES = 4;
 const MAX_DATA_BYTES_CAP = 1024 * 1024;
 const TOKEN_LENGTH = 113;
 const TOKEN = /^v1\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
@@ -236,8 +246,8 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     if (idleTimeoutMs < 2 * o.lastSeenResolutionMs) {
       throw new InvalidInputError('idleTimeoutMs must be at least twice the lastSeenResolutionMs');
     }
-    const ip = metadata('ip', options.ip, MAX_IP_LENGTH);
-    const userAgent = metadata('userAgent', options.userAgent, MAX_USER_AGENT_LENGTH);
+    const ip = metadata('ip', options.ip, 1);
+    const userAgent = metadata('userAgent', options.userAgent, USER_AGENT_PIECES);
     const { args: dataArgs, bytes } = encodeData(data, false);
     if (bytes > o.maxDataBytes) throw new SessionDataTooLargeError(o.maxDataBytes);
 
@@ -259,9 +269,12 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
         String(absoluteExpiresAt),
         String(idleExpiresAt - now),
         String(o.maxSessionsPerUser),
-        ip ?? '',
-        userAgent ?? '',
+        ip?.[0] ?? '',
         dataText,
+        userAgent?.[0] ?? '',
+        userAgent?.[1] ?? '',
+        userAgent?.[2] ?? '',
+        userAgent?.[3] ?? '',
       ]),
     );
     const status = toInt(reply[0]);
@@ -286,8 +299,8 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
       idleExpiresAt,
       absoluteExpiresAt,
     };
-    if (ip !== undefined) session.ip = ip;
-    if (userAgent !== undefined) session.userAgent = userAgent;
+    if (ip !== undefined) session.ip = ip.join('');
+    if (userAgent !== undefined) session.userAgent = userAgent.join('');
     return { token: `v1.${tag}.${sessionId}.${secret}` as SessionToken, session };
   }
 
@@ -549,10 +562,15 @@ function resolveSessionOptions(options: SessionStoreOptions): ResolvedSessionOpt
 }
 
 /**
- * @internal The digest of a token's secret part, as stored (`m:tok`, `r:*`): base64url SHA-256, i.e.
- * `sha256()` of internal/crypto itself (no wrapper: it is on the hot path of every load).
+ * @internal The digest of a token's secret part, as stored (`t`, `rc`, `rp`, retired digests): the
+ * first 22 base64url characters (132 bits) of its SHA-256. The secret is 256 random bits, so finding
+ * a secret for a stored digest (a preimage) takes ~2^132 work and a collision among even 2^40 stored
+ * digests has probability ~2^-53: truncation weakens nothing that matters, and saves 21 bytes per
+ * digest in every session hash and retired-digest set.
  */
-export const secretDigest: (secret: string) => string = sha256;
+export function secretDigest(secret: string): string {
+  return sha256(secret).slice(0, 22);
+}
 
 /** @internal The parts of a session token; the secret never leaves this module and refresh-tokens. */
 export interface ParsedToken {
@@ -656,14 +674,33 @@ function sessionDuration(name: string, value: number | undefined, fallback: numb
   return resolved;
 }
 
-function metadata(name: string, value: unknown, max: number): string | undefined {
+const utf8 = new TextEncoder();
+
+const pieceBuffer = new Uint8Array(MAX_VALUE_BYTES);
+
+/**
+ * Client metadata as stored: at most `pieces` pieces of at most 63 bytes of UTF-8 each, every piece
+ * cut at a character boundary (the fake Redis decodes each value as UTF-8, so a piece may not end
+ * inside a character). Metadata comes from the client (a long user agent): a bounded prefix is kept
+ * rather than the login refused. Returns the pieces, or undefined when nothing was given.
+ */
+function metadata(name: string, value: unknown, pieces: number): string[] | undefined {
   if (value === undefined || value === '') return undefined;
   if (typeof value !== 'string') throw new InvalidInputError(`${name} must be a string`);
-  // Metadata comes from the client (a long user agent); keep a bounded prefix rather than refuse a login.
-  const kept = value.length > max ? value.slice(0, max) : value;
+  // A UTF-16 unit is at least one UTF-8 byte, so this first cut keeps everything that can fit.
+  const max = pieces * MAX_VALUE_BYTES;
+  let rest = value.length > max ? value.slice(0, max) : value;
   // A lone surrogate (sent as such, or half a pair cut above) reaches Redis as U+FFFD: return what
   // get() will return.
-  return LONE_SURROGATE.test(kept) ? kept.replace(LONE_SURROGATES, '\uFFFD') : kept;
+  if (LONE_SURROGATE.test(rest)) rest = rest.replace(LONE_SURROGATES, '\uFFFD');
+  const out: string[] = [];
+  while (rest !== '' && out.length < pieces) {
+    // encodeInto writes whole characters only: `read` units make the longest prefix that fits.
+    const { read } = utf8.encodeInto(rest, pieceBuffer);
+    out.push(rest.slice(0, read));
+    rest = rest.slice(read);
+  }
+  return out;
 }
 
 /**

@@ -343,7 +343,10 @@ backendSuite('RefreshTokens.rotate', (test) => {
       seen.push(token);
     }
     const dump = JSON.stringify(await ctx.dump());
-    assert.ok(dump.includes(sha256(token.split('.')[3] as string)), 'the current digest is there');
+    assert.ok(
+      dump.includes(sha256(token.split('.')[3] as string).slice(0, 22)),
+      'the current digest is there',
+    );
     for (const t of seen) {
       assert.not.ok(dump.includes(t.split('.')[3] as string), 'a secret reached Redis');
     }

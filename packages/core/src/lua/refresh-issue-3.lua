@@ -8,7 +8,7 @@
 -- ARGV[1]  now (epoch ms)    ARGV[2]  new token digest    ARGV[3]  most retired digests kept
 --
 -- Returns 0 when the session is unknown or dead (nothing written); 1 when issued.
-local h = redis.call('HMGET', KEYS[1], 'm:ie', 'm:ae', 'm:aa', 'r:cur')
+local h = redis.call('HMGET', KEYS[1], 'm:ie', 'm:ae', 'm:aa', 'rc')
 if type(h[1]) ~= 'string' then return 0 end
 local now = tonumber(ARGV[1])
 local mark = redis.call('GET', KEYS[3])
@@ -19,12 +19,12 @@ end
 -- A replay of this very call (ioredis re-sends a command whose reply was lost): already current.
 if h[4] == ARGV[2] then return 1 end
 if type(h[4]) == 'string' then
-  local gen = redis.call('HINCRBY', KEYS[1], 'r:gen', 1)
+  local gen = redis.call('HINCRBY', KEYS[1], 'rg', 1)
   redis.call('ZADD', KEYS[2], gen, h[4])
   local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
   if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1) end
   redis.call('PEXPIRE', KEYS[2], string.format('%.0f', redis.call('PTTL', KEYS[1])))
 end
-redis.call('HSET', KEYS[1], 'r:cur', ARGV[2])
-redis.call('HDEL', KEYS[1], 'r:prv', 'r:rat', 'r:rid')
+redis.call('HSET', KEYS[1], 'rc', ARGV[2])
+redis.call('HDEL', KEYS[1], 'rp', 'rt', 'ri')
 return 1

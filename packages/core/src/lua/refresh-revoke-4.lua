@@ -10,7 +10,7 @@
 --
 -- Returns 0 when the digest was never issued for this session (or it is gone);
 --         {1, user id} when a live session was deleted; {2, user id} when a dead one was.
-local h = redis.call('HMGET', KEYS[1], 'r:cur', 'r:prv', 'm:uid', 'm:ie', 'm:ae', 'm:aa')
+local h = redis.call('HMGET', KEYS[1], 'rc', 'rp', 'u', 'm:ie', 'm:ae', 'm:aa')
 if type(h[3]) ~= 'string' then return 0 end
 if h[1] ~= ARGV[2] and h[2] ~= ARGV[2]
     and type(redis.call('ZSCORE', KEYS[2], ARGV[2])) ~= 'string' then

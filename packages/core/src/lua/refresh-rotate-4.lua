@@ -18,8 +18,9 @@
 --         {1, ...} rotated (or this very call again: ioredis re-sends a command whose reply was lost
 --           to a reconnect, and that must not look like reuse), {3, ...} the same successor again
 --           inside the grace window, where ... is the session as in session-get (user id, ..., data).
-local h = redis.call('HMGET', KEYS[1], 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie', 'm:ae', 'm:ip',
-  'm:ua', 'd', 'm:it', 'r:cur', 'r:prv', 'r:rat', 'r:rid')
+-- The user agent is stored in pieces of at most 63 bytes, 'a1'..'a4' (see session-create).
+local h = redis.call('HMGET', KEYS[1], 'u', 'c', 'm:aa', 's', 'm:ie', 'm:ae', 'ip',
+  'a1', 'd', 'i', 'rc', 'rp', 'rt', 'ri', 'a2', 'a3', 'a4')
 if type(h[1]) ~= 'string' then return 0 end
 
 local now = tonumber(ARGV[2])
@@ -33,11 +34,14 @@ local ip, ua, d = h[7], h[8], h[9]
 if type(ip) ~= 'string' then ip = '' end
 if type(ua) ~= 'string' then ua = '' end
 if type(d) ~= 'string' then d = '' end
+for k = 15, 17 do
+  if type(h[k]) == 'string' then ua = ua .. h[k] end
+end
 
 -- A missing r:* field is false on Redis and a truthy non-string on the fake: never equal to a digest.
 local presented = ARGV[3]
 if h[11] == presented then
-  local gen = redis.call('HINCRBY', KEYS[1], 'r:gen', 1)
+  local gen = redis.call('HINCRBY', KEYS[1], 'rg', 1)
   redis.call('ZADD', KEYS[2], gen, presented)
   local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
   if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1) end
@@ -45,8 +49,8 @@ if h[11] == presented then
   local ie = now + tonumber(h[10])
   if ie > ae then ie = ae end
   local ies = string.format('%.0f', ie)
-  redis.call('HSET', KEYS[1], 'r:cur', ARGV[4], 'r:prv', presented, 'r:rat', ARGV[2],
-    'r:rid', ARGV[7], 'm:sa', ARGV[2], 'm:ie', ies)
+  redis.call('HSET', KEYS[1], 'rc', ARGV[4], 'rp', presented, 'rt', ARGV[2],
+    'ri', ARGV[7], 's', ARGV[2], 'm:ie', ies)
   local ttl = ie - now
   local pttl = string.format('%.0f', ttl)
   redis.call('PEXPIRE', KEYS[1], pttl)

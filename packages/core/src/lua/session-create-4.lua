@@ -11,13 +11,16 @@
 -- ARGV[5]  authenticatedAt (ms)     ARGV[6]  idle timeout (ms)
 -- ARGV[7]  idle deadline (ms)       ARGV[8]  absolute deadline (ms)
 -- ARGV[9]  session key TTL (ms)     ARGV[10] max sessions per user
--- ARGV[11] ip ('' = none)           ARGV[12] user agent ('' = none)
--- ARGV[13] data: name NUL json NUL name NUL json ... ('' = none), stored as the one field 'd'
+-- ARGV[11] ip ('' = none)
+-- ARGV[12] data: name NUL json NUL name NUL json ... ('' = none), stored as the one field 'd'
+-- ARGV[13..16] the user agent in up to four pieces of at most 63 bytes, each cut at a character
+--          boundary by the caller ('' = none), stored as 'a1'..'a4': one longer value would turn the
+--          hash from a compact listpack into a hashtable (hash-max-listpack-value, 64 by default)
 --
 -- Returns {-1} when the mark is later than authenticatedAt (nothing written);
 --         {1, evicted sid, ...} on success; {1} for a replay of this very call (ioredis re-sends a
 --         command whose reply was lost to a reconnect: the session exists, nothing more is evicted).
-if redis.call('HGET', KEYS[1] .. ARGV[1], 'm:tok') == ARGV[3] then return {1} end
+if redis.call('HGET', KEYS[1] .. ARGV[1], 't') == ARGV[3] then return {1} end
 local mark = redis.call('GET', KEYS[4])
 local markAt = nil
 if type(mark) == 'string' then
@@ -30,7 +33,7 @@ local live = {}
 local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
 for i = 1, #ids do
   local id = ids[i]
-  local h = redis.call('HMGET', KEYS[1] .. id, 'm:ie', 'm:ae', 'm:aa', 'm:ca')
+  local h = redis.call('HMGET', KEYS[1] .. id, 'm:ie', 'm:ae', 'm:aa', 'c')
   if type(h[1]) == 'string' and now < tonumber(h[1]) and now < tonumber(h[2])
       and (markAt == nil or markAt <= tonumber(h[3])) then
     live[#live + 1] = {id, tonumber(h[4])}
@@ -53,10 +56,13 @@ if excess > 0 then
 end
 
 local key = KEYS[1] .. ARGV[1]
-redis.call('HSET', key, 'm:uid', ARGV[2], 'm:tok', ARGV[3], 'm:ca', ARGV[4], 'm:aa', ARGV[5],
-  'm:sa', ARGV[4], 'm:it', ARGV[6], 'm:ie', ARGV[7], 'm:ae', ARGV[8], 'd', ARGV[13])
-if ARGV[11] ~= '' then redis.call('HSET', key, 'm:ip', ARGV[11]) end
-if ARGV[12] ~= '' then redis.call('HSET', key, 'm:ua', ARGV[12]) end
+redis.call('HSET', key, 'u', ARGV[2], 't', ARGV[3], 'c', ARGV[4], 'm:aa', ARGV[5],
+  's', ARGV[4], 'i', ARGV[6], 'm:ie', ARGV[7], 'm:ae', ARGV[8], 'd', ARGV[12])
+if ARGV[11] ~= '' then redis.call('HSET', key, 'ip', ARGV[11]) end
+local pieces = {'a1', 'a2', 'a3', 'a4'}
+for k = 1, 4 do
+  if ARGV[12 + k] ~= '' then redis.call('HSET', key, pieces[k], ARGV[12 + k]) end
+end
 redis.call('PEXPIRE', key, ARGV[9])
 
 redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])

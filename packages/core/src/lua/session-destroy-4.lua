@@ -10,7 +10,7 @@
 --
 -- Returns 0 when there is no session for this digest;
 --         {1, user id} when a live session was deleted; {2, user id} when a dead one was.
-local h = redis.call('HMGET', KEYS[1], 'm:tok', 'm:uid', 'm:ie', 'm:ae', 'm:aa')
+local h = redis.call('HMGET', KEYS[1], 't', 'u', 'm:ie', 'm:ae', 'm:aa')
 if type(h[1]) ~= 'string' or h[1] ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[3])

@@ -16,8 +16,8 @@
 --         {2, user id} when it was dead (and is now deleted);
 --         {1, user id, createdAt, authenticatedAt, lastSeenAt, idle deadline, absolute deadline,
 --            ip or '', user agent or '', data} where data is name NUL json NUL name NUL json ...
-local h = redis.call('HMGET', KEYS[1], 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie', 'm:ae',
-  'm:ip', 'm:ua', 'd')
+local h = redis.call('HMGET', KEYS[1], 't', 'u', 'c', 'm:aa', 's', 'm:ie', 'm:ae',
+  'ip', 'd', 'a1', 'a2', 'a3', 'a4')
 -- A missing field is false on Redis and a truthy non-string on the fake: never equal to the digest.
 if h[1] ~= ARGV[1] then return 0 end
 
@@ -37,11 +37,11 @@ if now - tonumber(sa) >= tonumber(ARGV[3]) then
   -- Instants exceed 2^31: the fake's Lua has 32-bit integers, so format with %.0f (exact below
   -- 2^53 on Redis and on the fake alike), never tostring.
   -- The idle timeout is read only when a renewal is due (at most once per resolution).
-  local ie = now + tonumber(redis.call('HGET', KEYS[1], 'm:it'))
+  local ie = now + tonumber(redis.call('HGET', KEYS[1], 'i'))
   if ie > ae then ie = ae end
   ies = string.format('%.0f', ie)
   sa = ARGV[2]
-  redis.call('HSET', KEYS[1], 'm:sa', sa, 'm:ie', ies)
+  redis.call('HSET', KEYS[1], 's', sa, 'm:ie', ies)
   local ttl = ie - now
   local pttl = string.format('%.0f', ttl)
   redis.call('PEXPIRE', KEYS[1], pttl)
@@ -49,8 +49,12 @@ if now - tonumber(sa) >= tonumber(ARGV[3]) then
   -- The index lives exactly as long as its longest-lived member.
   if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], pttl) end
 end
-local ip, ua, d = h[8], h[9], h[10]
+local ip, d = h[8], h[9]
 if type(ip) ~= 'string' then ip = '' end
-if type(ua) ~= 'string' then ua = '' end
 if type(d) ~= 'string' then d = '' end
+-- The user agent is stored in pieces of at most 63 bytes (see session-create).
+local ua = ''
+for k = 10, 13 do
+  if type(h[k]) == 'string' then ua = ua .. h[k] end
+end
 return {1, h[2], h[3], h[4], sa, ies, h[7], ip, ua, d}

@@ -20,18 +20,22 @@ local ids = redis.call('ZREVRANGE', KEYS[3], 0, -1)
 for i = 1, #ids do
   local id = ids[i]
   local key = KEYS[1] .. id
-  local h = redis.call('HMGET', key, 'm:ie', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ae', 'm:ip', 'm:ua',
-    'd')
+  local h = redis.call('HMGET', key, 'm:ie', 'u', 'c', 'm:aa', 's', 'm:ae', 'ip', 'd', 'a1',
+    'a2', 'a3', 'a4')
   if type(h[1]) ~= 'string' or now >= tonumber(h[1]) or now >= tonumber(h[6])
       or (markAt ~= nil and markAt > tonumber(h[4])) then
     redis.call('DEL', key, KEYS[2] .. id)
     redis.call('ZREM', KEYS[3], id)
   elseif count < limit then
     count = count + 1
-    local ip, ua, d = h[7], h[8], h[9]
+    local ip, d = h[7], h[8]
     if type(ip) ~= 'string' then ip = '' end
-    if type(ua) ~= 'string' then ua = '' end
     if type(d) ~= 'string' then d = '' end
+    -- The user agent is stored in pieces of at most 63 bytes (see session-create).
+    local ua = ''
+    for k = 9, 12 do
+      if type(h[k]) == 'string' then ua = ua .. h[k] end
+    end
     out[#out + 1] = id
     out[#out + 1] = h[2]
     out[#out + 1] = h[3]

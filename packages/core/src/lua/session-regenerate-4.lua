@@ -13,16 +13,20 @@
 --         this very call (ioredis re-sends a command whose reply was lost to a reconnect), found by
 --         the new id holding the new digest.
 local old = KEYS[1] .. ARGV[1]
-local h = redis.call('HMGET', old, 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:ie', 'm:ae', 'm:ip', 'm:ua',
-  'd', 'm:it')
+-- The user agent is stored in pieces of at most 63 bytes, 'a1'..'a4' (see session-create).
+local h = redis.call('HMGET', old, 't', 'u', 'c', 'm:aa', 'm:ie', 'm:ae', 'ip', 'a1', 'd', 'i',
+  'a2', 'a3', 'a4')
 if h[1] ~= ARGV[2] then
-  local r = redis.call('HMGET', KEYS[1] .. ARGV[4], 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie',
-    'm:ae', 'm:ip', 'm:ua', 'd')
+  local r = redis.call('HMGET', KEYS[1] .. ARGV[4], 't', 'u', 'c', 'm:aa', 's', 'm:ie',
+    'm:ae', 'ip', 'a1', 'd', 'a2', 'a3', 'a4')
   if r[1] ~= ARGV[5] then return 0 end
   local ip, ua, d = r[8], r[9], r[10]
   if type(ip) ~= 'string' then ip = '' end
   if type(ua) ~= 'string' then ua = '' end
   if type(d) ~= 'string' then d = '' end
+  for k = 11, 13 do
+    if type(r[k]) == 'string' then ua = ua .. r[k] end
+  end
   return {1, r[2], r[3], r[4], r[5], r[6], r[7], ip, ua, d}
 end
 
@@ -40,12 +44,12 @@ end
 
 local new = KEYS[1] .. ARGV[4]
 redis.call('RENAME', old, new)
-redis.call('HDEL', new, 'r:cur', 'r:prv', 'r:rat', 'r:rid', 'r:gen')
+redis.call('HDEL', new, 'rc', 'rp', 'rt', 'ri', 'rg')
 -- %.0f, never tostring: instants exceed the fake's 32-bit integers (see session-get).
 local ie = now + tonumber(h[10])
 if ie > ae then ie = ae end
 local ies = string.format('%.0f', ie)
-redis.call('HSET', new, 'm:tok', ARGV[5], 'm:sa', ARGV[3], 'm:ie', ies)
+redis.call('HSET', new, 't', ARGV[5], 's', ARGV[3], 'm:ie', ies)
 local pttl = string.format('%.0f', ie - now)
 redis.call('PEXPIRE', new, pttl)
 redis.call('ZADD', KEYS[3], h[6], ARGV[4])
@@ -55,4 +59,7 @@ local ip, ua, d = h[7], h[8], h[9]
 if type(ip) ~= 'string' then ip = '' end
 if type(ua) ~= 'string' then ua = '' end
 if type(d) ~= 'string' then d = '' end
+for k = 11, 13 do
+  if type(h[k]) == 'string' then ua = ua .. h[k] end
+end
 return {1, h[2], h[3], h[4], ARGV[3], ies, h[6], ip, ua, d}

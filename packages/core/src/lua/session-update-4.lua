@@ -15,8 +15,8 @@
 -- Returns 0 when there is no session for this digest; {2, user id} when it was dead (now deleted);
 --         {-2} when the merged data would exceed the cap (nothing written);
 --         {1, ...} as session-get, with the merged data.
-local h = redis.call('HMGET', KEYS[1], 'm:tok', 'm:uid', 'm:ca', 'm:aa', 'm:sa', 'm:ie', 'm:ae',
-  'm:ip', 'm:ua', 'd', 'm:it')
+local h = redis.call('HMGET', KEYS[1], 't', 'u', 'c', 'm:aa', 's', 'm:ie', 'm:ae',
+  'ip', 'd', 'i', 'a1', 'a2', 'a3', 'a4')
 if h[1] ~= ARGV[1] then return 0 end
 
 local now = tonumber(ARGV[2])
@@ -32,7 +32,7 @@ end
 
 -- The data field 'd' is name NUL json NUL name NUL json ...: JSON text never holds a raw NUL and names
 -- may not, so splitting on NUL is exact. Fields keep their order; new ones are appended.
-local d = h[10]
+local d = h[9]
 if type(d) ~= 'string' then d = '' end
 local names, values, at = {}, {}, {}
 local n = 0
@@ -76,11 +76,11 @@ d = table.concat(out, '\0')
 local sa, ies = h[5], h[6]
 if now - tonumber(sa) >= tonumber(ARGV[3]) then
   -- %.0f, never tostring: instants exceed the fake's 32-bit integers (see session-get).
-  local ie = now + tonumber(h[11])
+  local ie = now + tonumber(h[10])
   if ie > ae then ie = ae end
   ies = string.format('%.0f', ie)
   sa = ARGV[2]
-  redis.call('HSET', KEYS[1], 'd', d, 'm:sa', sa, 'm:ie', ies)
+  redis.call('HSET', KEYS[1], 'd', d, 's', sa, 'm:ie', ies)
   local ttl = ie - now
   local pttl = string.format('%.0f', ttl)
   redis.call('PEXPIRE', KEYS[1], pttl)
@@ -90,7 +90,11 @@ if now - tonumber(sa) >= tonumber(ARGV[3]) then
 else
   redis.call('HSET', KEYS[1], 'd', d)
 end
-local ip, ua = h[8], h[9]
+local ip = h[8]
 if type(ip) ~= 'string' then ip = '' end
-if type(ua) ~= 'string' then ua = '' end
+-- The user agent is stored in pieces of at most 63 bytes (see session-create).
+local ua = ''
+for k = 11, 14 do
+  if type(h[k]) == 'string' then ua = ua .. h[k] end
+end
 return {1, h[2], h[3], h[4], sa, ies, h[7], ip, ua, d}

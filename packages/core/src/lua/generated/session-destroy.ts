@@ -4,5 +4,5 @@ import { defineScript } from '../../internal/script.js';
 export const sessionDestroy = defineScript({
   name: "session-destroy",
   numberOfKeys: 4,
-  source: "local h = redis.call('HMGET', KEYS[1], 'm:tok', 'm:uid', 'm:ie', 'm:ae', 'm:aa')\nif type(h[1]) ~= 'string' or h[1] ~= ARGV[1] then return 0 end\nredis.call('DEL', KEYS[1], KEYS[2])\nredis.call('ZREM', KEYS[3], ARGV[3])\nif redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[3]) end\nlocal now = tonumber(ARGV[2])\nlocal mark = redis.call('GET', KEYS[4])\nif now >= tonumber(h[3]) or now >= tonumber(h[4])\n    or (type(mark) == 'string' and tonumber(mark) > tonumber(h[5])) then\n  return {2, h[2]}\nend\nreturn {1, h[2]}",
+  source: "local h = redis.call('HMGET', KEYS[1], 't', 'u', 'm:ie', 'm:ae', 'm:aa')\nif type(h[1]) ~= 'string' or h[1] ~= ARGV[1] then return 0 end\nredis.call('DEL', KEYS[1], KEYS[2])\nredis.call('ZREM', KEYS[3], ARGV[3])\nif redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[3]) end\nlocal now = tonumber(ARGV[2])\nlocal mark = redis.call('GET', KEYS[4])\nif now >= tonumber(h[3]) or now >= tonumber(h[4])\n    or (type(mark) == 'string' and tonumber(mark) > tonumber(h[5])) then\n  return {2, h[2]}\nend\nreturn {1, h[2]}",
 });

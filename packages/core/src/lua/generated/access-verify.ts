@@ -4,5 +4,5 @@ import { defineScript } from '../../internal/script.js';
 export const accessVerify = defineScript({
   name: "access-verify",
   numberOfKeys: 3,
-  source: "if redis.call('EXISTS', KEYS[3]) == 1 then\n  return {1}\nend\nlocal s = redis.call('HMGET', KEYS[1], 'm:ie', 'm:ae', 'm:aa')\nlocal ie, ae, aa = s[1], s[2], s[3]\nif type(ie) ~= 'string' or type(ae) ~= 'string' or type(aa) ~= 'string' then\n  return {2}\nend\nlocal now = tonumber(ARGV[1])\nif now >= tonumber(ie) or now >= tonumber(ae) then\n  return {2}\nend\nlocal mark = redis.call('GET', KEYS[2])\nif type(mark) == 'string' and tonumber(mark) > tonumber(aa) then\n  return {3}\nend\nreturn {0, aa}",
+  source: "local r = redis.call('MGET', KEYS[3], KEYS[2])\nif type(r[1]) == 'string' then\n  return {1}\nend\nlocal s = redis.call('HMGET', KEYS[1], 'm:ie', 'm:ae', 'm:aa')\nlocal ie, ae, aa = s[1], s[2], s[3]\nif type(ie) ~= 'string' or type(ae) ~= 'string' or type(aa) ~= 'string' then\n  return {2}\nend\nlocal now = tonumber(ARGV[1])\nif now >= tonumber(ie) or now >= tonumber(ae) then\n  return {2}\nend\nlocal mark = r[2]\nif type(mark) == 'string' and tonumber(mark) > tonumber(aa) then\n  return {3}\nend\nreturn {0, aa}",
 });

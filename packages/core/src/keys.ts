@@ -53,7 +53,7 @@ export function assertSameSlot(keys: readonly string[], script: string): void {
  *
  * | key | type | holds |
  * |---|---|---|
- * | `P:s:{T}:<sid>` | hash | one session: metadata `m:*`, refresh state `r:*`, data in one field `d` |
+ * | `P:s:{T}:<sid>` | hash | one session: metadata, refresh state and data, kept compact (see `lua/README.md`) |
  * | `P:rr:{T}:<sid>` | zset | retired refresh-token digests of one session, scored by generation (capped) |
  * | `P:ix:{T}` | zset | the user's session ids, scored by absolute expiry |
  * | `P:rb:{T}` | string | the user's revoke-before mark (epoch ms) |

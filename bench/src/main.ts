@@ -207,22 +207,38 @@ async function main(): Promise<void> {
     }
     if (!running.some((r) => r.def.id === 'baseline')) throw new Error('the baseline did not start');
 
+    // Round r runs A B C …; its baseline is the mean of the baseline runs that open round r and round
+    // r + 1 (one closing baseline run after the last round), so that each round is bracketed by
+    // baseline measurements and a change of the machine's load within the round shows on both sides.
+    const baselineRun = running.find((r) => r.def.id === 'baseline')!;
+    const rounds: RunRecord[][] = [];
+    const report = (round: number | string, record: RunRecord | Omit<RunRecord, 'round'>, id: string): void =>
+      log(
+        `round ${round} ${id.padEnd(24)} ${record.rps.toFixed(0).padStart(6)} req/s  ` +
+          `p50 ${record.p50Ms.toFixed(2)} ms  p99 ${record.p99Ms.toFixed(2)} ms  ` +
+          `${record.roundTripsPerRequest.toFixed(2)} trips  ${record.commandsPerRequest.toFixed(2)} cmds  ` +
+          `cpu ${record.serverCpuMicros.toFixed(0)}+${record.redisCpuMicros.toFixed(0)} µs` +
+          (record.non2xx + record.errors > 0 ? `  FAILED ${record.non2xx + record.errors}` : ''),
+      );
     for (let round = 1; round <= config.rounds; round++) {
       const inRound: RunRecord[] = [];
       for (const run of running) {
         const record: RunRecord = { ...(await measure(run, admin, config.durationS, round)), round };
         inRound.push(record);
-        log(
-          `round ${round} ${run.def.id.padEnd(24)} ${record.rps.toFixed(0).padStart(6)} req/s  ` +
-            `p50 ${record.p50Ms.toFixed(2)} ms  p99 ${record.p99Ms.toFixed(2)} ms  ` +
-            `${record.roundTripsPerRequest.toFixed(2)} trips  ${record.commandsPerRequest.toFixed(2)} cmds  ` +
-            `cpu ${record.serverCpuMicros.toFixed(0)}+${record.redisCpuMicros.toFixed(0)} µs` +
-            (record.non2xx + record.errors > 0 ? `  FAILED ${record.non2xx + record.errors}` : ''),
-        );
+        report(round, record, run.def.id);
       }
-      const baseline = inRound.find((r) => r.id === 'baseline')!;
-      for (const r of inRound) runs.push({ ...r, ratio: r.rps / baseline.rps });
+      rounds.push(inRound);
     }
+    const closing = await measure(baselineRun, admin, config.durationS, config.rounds + 1);
+    report('end', closing, 'baseline');
+    rounds.forEach((inRound, i) => {
+      const opening = inRound.find((r) => r.id === 'baseline')!;
+      const next = rounds[i + 1]?.find((r) => r.id === 'baseline') ?? closing;
+      const bracket = (opening.rps + next.rps) / 2;
+      for (const r of inRound) {
+        runs.push({ ...r, ratio: r.id === 'baseline' ? 1 : r.rps / bracket, baselineRps: bracket });
+      }
+    });
   } finally {
     for (const run of running) await run.child.stop();
     log('scenario servers stopped');

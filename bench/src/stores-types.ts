@@ -26,6 +26,10 @@ export interface GrowthResult {
   /** redis-server main-thread CPU per get, µs: the cost of the lookup itself, steady under load. */
   readonly smallRedisMicros: number;
   readonly largeRedisMicros: number;
+  /** Median over paired rounds of (large ÷ small) Redis CPU per lookup. */
+  readonly costRatio: number;
+  /** Median over paired rounds of (large ÷ small) get/s. */
+  readonly opsRatio: number;
   readonly usedMemoryLargeMiB: number;
 }
 

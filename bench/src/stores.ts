@@ -339,17 +339,28 @@ async function growth(): Promise<GrowthResult> {
     small: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
     large: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
   };
-  for (let round = 0; round < 5; round++) {
-    for (const size of ['small', 'large'] as const) {
-      samples[size].micros.push(await solo(next[size], OP_MS / 2));
+  // Ten paired rounds, the order alternating (small large, large small, …): each round's large/small
+  // ratio compares two measurements a second apart, so a burst of load elsewhere hits both.
+  const costRatios: number[] = [];
+  const opsRatios: number[] = [];
+  for (let round = 0; round < 10; round++) {
+    const order = round % 2 === 0 ? (['small', 'large'] as const) : (['large', 'small'] as const);
+    for (const size of order) {
+      samples[size].micros.push(await solo(next[size], OP_MS / 4));
       const cpuBefore = await redisCpuMicros();
       const callsBefore = calls[size];
-      samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 2));
+      samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 4));
       const cpu = (await redisCpuMicros()) - cpuBefore;
       samples[size].redis.push(cpu / Math.max(1, calls[size] - callsBefore));
     }
+    costRatios.push(samples.large.redis.at(-1)! / samples.small.redis.at(-1)!);
+    opsRatios.push(samples.large.ops.at(-1)! / samples.small.ops.at(-1)!);
   }
-  const med = (values: number[]): number => values.sort((p, q) => p - q)[values.length >> 1]!;
+  const med = (values: number[]): number => {
+    const sorted = [...values].sort((p, q) => p - q);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
   const result: GrowthResult = {
     small,
     large: GROWTH_KEYS,
@@ -360,6 +371,8 @@ async function growth(): Promise<GrowthResult> {
     largeSoloMicros: med(samples.large.micros),
     smallRedisMicros: med(samples.small.redis),
     largeRedisMicros: med(samples.large.redis),
+    costRatio: med(costRatios),
+    opsRatio: med(opsRatios),
     usedMemoryLargeMiB: used / 2 ** 20,
   };
   log(

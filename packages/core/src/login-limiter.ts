@@ -332,6 +332,9 @@ export class LoginLimiter {
   readonly #identifierKey: Buffer;
   readonly #deviceKey: Buffer;
   readonly #fallback: FallbackLimiter | null;
+  /** The policies a check applies, resolved once: without and with the per-account one. */
+  readonly #pairConfigs: readonly LoginPolicyConfig[];
+  readonly #allConfigs: readonly LoginPolicyConfig[];
 
   constructor(options: LoginLimiterOptions) {
     this.#ctx = resolveStoreOptions(options);
@@ -341,6 +344,8 @@ export class LoginLimiter {
     this.#options = resolveLimiterOptions(options);
     const { accountIp, ip, account, failOpen } = this.#options;
     this.policies = Object.freeze(account === null ? [accountIp, ip] : [accountIp, ip, account]);
+    this.#pairConfigs = Object.freeze([accountIp, ip]);
+    this.#allConfigs = this.policies;
     this.#fallback =
       failOpen === null ? null : new FallbackLimiter(failOpen.maxPerWindow, failOpen.maxEntries, ip.windowMs);
   }
@@ -372,8 +377,7 @@ export class LoginLimiter {
     const accountLog = o.account === null ? null : keys.loginAccount(accountDigest);
     const accountKey = useAccount ? accountLog : null;
     const member = newMember(now);
-    const configs =
-      accountKey === null ? [o.accountIp, o.ip] : [o.accountIp, o.ip, o.account as LoginPolicyConfig];
+    const configs = accountKey === null ? this.#pairConfigs : this.#allConfigs;
 
     let replies: LogReply[];
     let fallback = false;
@@ -660,13 +664,18 @@ export class LoginLimiter {
     const states = configs.map((config, i) =>
       policyState(config, replies[i] as LogReply, now, this.#options),
     );
-    const allowed = states.every((s) => !s.blocked);
+    let allowed = true;
+    let remaining = Number.POSITIVE_INFINITY;
+    for (const s of states) {
+      if (s.blocked) allowed = false;
+      if (s.remaining < remaining) remaining = s.remaining;
+    }
     const degraded = state.fallback;
     if (allowed) {
       const reservation = new Reservation(ipBucket, accountDigest, now, state);
       return Object.freeze({
         allowed: true,
-        remaining: Math.min(...states.map((s) => s.remaining)),
+        remaining,
         retryAfterMs: 0,
         reservation,
         policies: Object.freeze(states),

@@ -29,6 +29,8 @@ export const INVALID_LOGIN_IDENTIFIER = Object.freeze({
  * answer is not a 401 (a redirect back to the form, a 404, an error) still counts every guess.
  */
 const RELEASE_STATUSES: ReadonlySet<number> = new Set([400, 413, 415, 422]);
+/** The check options without a known-device token, shared by every request. */
+const NO_CHECK_OPTIONS = Object.freeze({});
 
 /** What {@link loginLimiter} puts on `ctx.state` for the route. */
 export interface LoginLimitState {
@@ -123,9 +125,11 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
   return async (ctx, next) => {
     let result: LoginCheckResult;
     try {
-      result = await limiter.check(identifier(ctx), ipOf(ctx), {
-        knownDevice: knownDevice === undefined ? undefined : knownDevice(ctx),
-      });
+      result = await limiter.check(
+        identifier(ctx),
+        ipOf(ctx),
+        knownDevice === undefined ? NO_CHECK_OPTIONS : { knownDevice: knownDevice(ctx) },
+      );
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
       ctx.status = 400;

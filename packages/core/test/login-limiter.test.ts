@@ -381,6 +381,35 @@ backendSuite('LoginLimiter.check', (test) => {
     assert.is(await ctx.redis.zcard(space.loginIp(ip)), 3);
   });
 
+  test('short logs are pruned and counted exactly: one of two left, then both', async (ctx) => {
+    const limiter = limiterFor(ctx);
+    const ip = '192.0.2.202';
+    await fail(limiter, 'two@example.com', ip);
+    await ctx.advance(10 * 60_000);
+    await fail(limiter, 'two@example.com', ip);
+    await ctx.advance(50 * 60_000); // the first is exactly one window old, the second is not
+    const r = await limiter.check('two@example.com', ip);
+    assert.equal(
+      r.policies.map((p) => [p.policy, p.remaining, p.resetAfterMs]),
+      [
+        ['account-ip', 3, 10 * 60_000],
+        ['ip', 98, 10 * 60_000],
+      ],
+    );
+    await limiter.settle(r.reservation as LoginReservation, 'release');
+    await ctx.advance(HOUR); // now both are old
+    const later = await limiter.check('two@example.com', ip);
+    assert.equal(
+      later.policies.map((p) => [p.policy, p.remaining, p.resetAfterMs]),
+      [
+        ['account-ip', 4, HOUR],
+        ['ip', 99, HOUR],
+      ],
+    );
+    const space = new KeySpace(ctx.prefix);
+    assert.is(await ctx.redis.zcard(space.loginIp(ip)), 1, 'only this reservation is left');
+  });
+
   test('a reservation never settled counts as a failure, then expires like one', async (ctx) => {
     const limiter = limiterFor(ctx);
     for (let i = 0; i < 5; i++) assert.ok((await limiter.check('frank@example.com', '192.0.2.70')).allowed);

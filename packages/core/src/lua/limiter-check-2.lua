@@ -5,12 +5,13 @@
 -- refused attempts never reach the password check, so they neither count nor extend a block.
 --
 -- Cost: this runs before every login, so it sends no command the answer does not need. A log is
--- read first for its two oldest members (one ZRANGE): a missing log costs only that command, and its
--- oldest member after the reservation is the reservation itself. When the oldest member is still
--- inside the window nothing is stale (members are scored by `at`), so there is nothing to prune and a
--- ZCARD gives the count. Otherwise the log is pruned and counted; its new oldest member is the second
--- one read when that one is live (the common case: one member left the window since the last check),
--- else one more ZRANGE reads it. An emptied log gets the explicit DEL the fake Redis needs.
+-- read first for its three oldest members (one ZRANGE). A missing log costs only that command, and
+-- its oldest member after the reservation is the reservation itself. Fewer than three members read
+-- means the whole log was read: its count needs no ZCARD. When the oldest member is still inside the
+-- window nothing is stale (members are scored by `at`), so nothing is pruned. Otherwise the log is
+-- pruned; ZREMRANGEBYSCORE removes exactly the first `removed` members in score order, so the new
+-- oldest is the read member right after them (one more ZRANGE only when all three read were stale).
+-- An emptied log gets the explicit DEL the fake Redis needs.
 --
 -- KEYS[1]  P:l:ai:{<ip>}:<hmac(account)>  zset  reservations and failures of the account at the IP
 -- KEYS[2]  P:l:ip:{<ip>}                  zset  reservations and failures at the IP, any account
@@ -44,19 +45,28 @@ end
 
 -- The live count and oldest live member of a log, after pruning what left the window.
 local function load(key, windowStart)
-  local first = redis.call('ZRANGE', key, 0, 1)
-  local oldest = first[1]
-  if type(oldest) ~= 'string' then return 0, '' end
+  local head = redis.call('ZRANGE', key, 0, 2)
+  if type(head[1]) ~= 'string' then return 0, '' end
+  local read = 1
+  if type(head[2]) == 'string' then read = 2 end
+  if read == 2 and type(head[3]) == 'string' then read = 3 end
   local start = tonumber(windowStart)
-  if atOf(oldest) > start then return redis.call('ZCARD', key), oldest end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', windowStart)
-  local n = redis.call('ZCARD', key)
-  if n == 0 then
+  if atOf(head[1]) > start then
+    if read < 3 then return read, head[1] end
+    return redis.call('ZCARD', key), head[1]
+  end
+  local removed = redis.call('ZREMRANGEBYSCORE', key, '-inf', windowStart)
+  local n
+  if read < 3 then
+    n = read - removed
+  else
+    n = redis.call('ZCARD', key)
+  end
+  if n <= 0 then
     redis.call('DEL', key)
     return 0, ''
   end
-  local second = first[2]
-  if type(second) == 'string' and atOf(second) > start then return n, second end
+  if removed < read then return n, head[removed + 1] end
   return n, memberAt(key, 0)
 end
 

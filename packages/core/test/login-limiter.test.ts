@@ -733,6 +733,20 @@ backendSuite('LoginLimiter.hit', (test) => {
     assert.ok((await limiter.hit('password-reset', '192.0.2.1', policy)).allowed);
   });
 
+  test('a short hit log is pruned and counted exactly as its hits leave the window', async (ctx) => {
+    const limiter = limiterFor(ctx);
+    const policy = { limit: 3, windowMs: 60_000 };
+    await limiter.hit('signup', '192.0.2.3', policy);
+    await ctx.advance(10_000);
+    await limiter.hit('signup', '192.0.2.3', policy);
+    await ctx.advance(50_000); // the first hit is exactly one window old
+    const r = await limiter.hit('signup', '192.0.2.3', policy);
+    assert.equal([r.allowed, r.remaining, r.resetAfterMs], [true, 1, 10_000]);
+    await ctx.advance(60_000); // both left
+    const later = await limiter.hit('signup', '192.0.2.3', policy);
+    assert.equal([later.allowed, later.remaining, later.resetAfterMs], [true, 2, 60_000]);
+  });
+
   test('parallel hits never pass the limit, in one round trip each', async (ctx) => {
     const limiter = limiterFor(ctx);
     const results = await Promise.all(

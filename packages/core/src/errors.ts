@@ -14,7 +14,6 @@ export type LatchkeyErrorCode =
   | 'ERR_SESSION_STALE_AUTH'
   | 'ERR_SESSION_DATA_TOO_LARGE'
   | 'ERR_REFRESH_REUSED'
-  | 'ERR_ACCESS_TOKEN_INVALID'
   | 'ERR_KEY_INVALID';
 
 /** Base class of every error latchkey throws. Test with `instanceof` or compare `code`. */

@@ -37,7 +37,6 @@ export const HTTP_ERRORS: Readonly<Record<LatchkeyErrorCode, HttpMapping>> = Obj
     error: 'refresh_token_reused',
     message: 'the refresh token was already used; the session has been revoked',
   },
-  ERR_ACCESS_TOKEN_INVALID: { status: 401, error: 'unauthenticated', message: 'authentication required' },
   ERR_INVALID_OPTION: { status: 500, error: 'internal_error', message: 'internal error' },
   ERR_KEY_INVALID: { status: 500, error: 'internal_error', message: 'internal error' },
 });

@@ -410,9 +410,6 @@ async function memory(): Promise<MemoryRow[]> {
   };
   const typical = keysOf((await sessions.create('user-1234567', DATA, META)).token);
   const short = keysOf((await sessions.create('user-7654321', DATA, { ip: META.ip })).token);
-  const cut = keysOf(
-    (await sessions.create('user-7654322', DATA, { ip: META.ip, userAgent: USER_AGENT.slice(0, 64) })).token,
-  );
   const rows: MemoryRow[] = [
     {
       what: `session hash: user id, token digest, instants, ip, a ${USER_AGENT.length}-character user agent, data {theme, locale}`,
@@ -423,11 +420,6 @@ async function memory(): Promise<MemoryRow[]> {
       what: "the user's index holding this one session",
       key: `${prefix}:ix:{T}`,
       ...(await usage(typical.index)),
-    },
-    {
-      what: 'the same session, its user agent cut to 64 characters',
-      key: `${prefix}:s:{T}:<sid>`,
-      ...(await usage(cut.session)),
     },
     {
       what: 'the same session without a user agent',

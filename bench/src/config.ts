@@ -1,7 +1,7 @@
 // Run settings: environment variables and flags, resolved once.
 //
 //   pnpm bench                     full run (≈ 8 min on 2 cores); writes docs/benchmarks.{md,svg}
-//   pnpm bench --quick             smoke run (≈ 1.5 min); writes bench/.results/ instead of docs/
+//   pnpm bench --quick             smoke run (≈ 2 min); writes bench/.results/quick/ instead of docs/
 //   BENCH_DURATION_S=5             seconds of load per scenario per round
 //   BENCH_WARMUP_S=3               seconds of warm-up per scenario before round 1
 //   BENCH_ROUNDS=5                 interleaved rounds (at least 3)
@@ -9,7 +9,8 @@
 //   BENCH_GROWTH_KEYS=1000000      sessions stored for the growth test (against 10,000)
 //   BENCH_ONLY=regex               run only the HTTP scenarios whose id matches (baseline always runs)
 //   BENCH_SKIP_STORES=1            skip the store micro-benchmarks, growth, memory and lifetimes
-//   BENCH_CPU_PROF=regex           run the matching scenario servers under --cpu-prof (bench/.results/prof)
+//   BENCH_CPU_PROF=regex           V8 CPU profiles of the matching scenario servers, one per measured run
+//                                  (bench/.results/prof/<scenario>-round<n>.cpuprofile)
 //   BENCH_OUT=dir                  write the report there instead
 //   BENCH_NOTE=text                a line about the machine's load, printed in the report
 import { join } from 'node:path';
@@ -55,7 +56,11 @@ export function loadConfig(argv: readonly string[]): BenchConfig {
   const root = join(import.meta.dirname, '..', '..');
   const out = process.env['BENCH_OUT'];
   const outDir =
-    out !== undefined && out !== '' ? out : quick ? join(root, 'bench', '.results') : join(root, 'docs');
+    out !== undefined && out !== ''
+      ? out
+      : quick
+        ? join(root, 'bench', '.results', 'quick')
+        : join(root, 'docs');
   return Object.freeze({
     quick,
     durationS: num('BENCH_DURATION_S', quick ? 1.5 : 5, 0.5, 120),

@@ -275,7 +275,7 @@ async function main(): Promise<void> {
   };
   mkdirSync(config.outDir, { recursive: true });
   // The raw results stay out of docs/ (bench/.results is git-ignored); the report holds every run.
-  const jsonDir = config.docs ? join(config.root, 'bench', '.results') : config.outDir;
+  const jsonDir = config.docs ? join(config.root, 'bench', '.results', 'full') : config.outDir;
   mkdirSync(jsonDir, { recursive: true });
   writeFileSync(join(jsonDir, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(config.outDir, 'benchmarks.svg'), renderChart(summaries));

@@ -1,7 +1,7 @@
 // Summarizes a V8 .cpuprofile (from BENCH_CPU_PROF): the functions with the most self time, and the
 // inclusive time of frames whose name or file matches an optional filter.
 //
-//   node --import tsx bench/src/profile.ts bench/.results/prof/<scenario>/<file>.cpuprofile [filter] [top]
+//   node --import tsx bench/src/profile.ts bench/.results/prof/<scenario>-round<n>.cpuprofile [filter] [top]
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {

@@ -44,7 +44,8 @@ export function normalizeIp(input: unknown): string {
   const zone = ip.indexOf('%');
   if (zone !== -1) ip = ip.slice(0, zone);
   const family = isIP(ip);
-  if (family === 4) return canonicalIpv4(ip);
+  // node's isIP accepts only canonical dotted quads (no leading zeros): nothing to rewrite.
+  if (family === 4) return ip;
   if (family !== 6) return UNKNOWN_IP;
   const groups = expandIpv6(ip);
   if (groups === null) return UNKNOWN_IP;
@@ -59,13 +60,6 @@ export function normalizeIp(input: unknown): string {
     .map((g) => g.toString(16))
     .join(':');
   return `${prefix}::/64`;
-}
-
-function canonicalIpv4(ip: string): string {
-  return ip
-    .split('.')
-    .map((part) => String(Number.parseInt(part, 10)))
-    .join('.');
 }
 
 /** Eight 16-bit groups of a valid IPv6 address (a trailing dotted IPv4 part becomes two groups). */

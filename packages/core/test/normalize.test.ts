@@ -53,3 +53,14 @@ ip('missing or unparsable addresses share one documented bucket', () => {
 });
 
 ip.run();
+
+const quads = suite('normalizeIp, IPv4 forms');
+
+quads('non-canonical dotted quads (leading zeros, octal-looking) are unparsable, not rewritten', () => {
+  for (const bad of ['01.2.3.4', '1.2.3.04', '010.0.0.1', '1.2.3.4.5', ' 1.2.3.4x']) {
+    assert.is(normalizeIp(bad), UNKNOWN_IP, bad);
+  }
+  assert.is(normalizeIp(' 10.0.0.1 '), '10.0.0.1');
+});
+
+quads.run();

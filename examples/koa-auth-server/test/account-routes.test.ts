@@ -1,29 +1,9 @@
-import { countRoundTrips, TestClock } from '@latchkey/testing';
-import { suite } from 'uvu';
+import { countRoundTrips } from '@latchkey/testing';
 import * as assert from 'uvu/assert';
-import { lastCode, signUp, startTestApp, type TestApp } from './helpers.js';
+import { lastCode, routeSuite, signUp } from './helpers.js';
 
 // Every route of the account part of HTTP-API.md (sessions, password, email verification, password
 // reset, dev outbox) and each of its error rows, on the embedded fake Redis.
-
-interface Ctx {
-  app: TestApp;
-  clock: TestClock;
-}
-
-function routeSuite(title: string, env: Record<string, string> = {}) {
-  const test = suite<Ctx>(title);
-  test.before.each(async (ctx) => {
-    ctx.clock = new TestClock();
-    ctx.clock.install(); // the fake Redis expires keys by this clock
-    ctx.app = await startTestApp({ env, clock: ctx.clock });
-  });
-  test.after.each(async (ctx) => {
-    await ctx.app.close();
-    ctx.clock.restore();
-  });
-  return test;
-}
 
 const MINUTE = 60_000;
 

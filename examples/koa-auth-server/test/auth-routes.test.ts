@@ -1,29 +1,8 @@
-import { TestClock } from '@latchkey/testing';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { replaceScript, signUp, startTestApp, type TestApp } from './helpers.js';
+import { replaceScript, routeSuite, signUp } from './helpers.js';
 
 // Every route of the login / token / logout part of HTTP-API.md and each of its error rows, on the
 // embedded fake Redis.
-
-interface Ctx {
-  app: TestApp;
-  clock: TestClock;
-}
-
-function routeSuite(title: string, env: Record<string, string> = {}) {
-  const test = suite<Ctx>(title);
-  test.before.each(async (ctx) => {
-    ctx.clock = new TestClock();
-    ctx.clock.install(); // the fake Redis expires keys by this clock
-    ctx.app = await startTestApp({ env, clock: ctx.clock });
-  });
-  test.after.each(async (ctx) => {
-    await ctx.app.close();
-    ctx.clock.restore();
-  });
-  return test;
-}
 
 // --- GET /healthz ---------------------------------------------------------------------------------
 

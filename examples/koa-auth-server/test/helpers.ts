@@ -3,8 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { Clock, RedisClient } from '@latchkey/core';
-import { createFakeRedis } from '@latchkey/testing';
+import { createFakeRedis, TestClock } from '@latchkey/testing';
 import type { Middleware } from 'koa';
+import { suite, type Test } from 'uvu';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import type { DevOutbox } from '../src/mailer.js';
@@ -255,4 +256,28 @@ export function replaceScript(
   return () => {
     client[command] = original;
   };
+}
+
+/** What each test of a {@link routeSuite} receives: a fresh app on the fake Redis and its clock. */
+export interface RouteContext {
+  app: TestApp;
+  clock: TestClock;
+}
+
+/**
+ * A uvu suite whose every test gets a fresh app (with `env` on top of the relaxed defaults) on the
+ * embedded fake Redis, driven by an installed {@link TestClock} so the fake expires keys by it.
+ */
+export function routeSuite(title: string, env: Record<string, string> = {}): Test<RouteContext> {
+  const test = suite<RouteContext>(title);
+  test.before.each(async (ctx) => {
+    ctx.clock = new TestClock();
+    ctx.clock.install();
+    ctx.app = await startTestApp({ env, clock: ctx.clock });
+  });
+  test.after.each(async (ctx) => {
+    await ctx.app.close();
+    ctx.clock.restore();
+  });
+  return test;
 }

@@ -48,6 +48,28 @@ async function main(): Promise<void> {
     });
   }).catch((error: unknown) => fail(`cannot listen on ${config.host}:${config.port}: ${String(error)}`));
 
+  // Signal handlers before the start-up line: whoever waits for that line may signal at once, and a
+  // signal that arrives before its handler exists kills the process with no graceful stop.
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`koa-auth-server: ${signal}: finishing in-flight requests\n`);
+    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      void close().finally(() => {
+        logger.flush();
+        process.stdout.write('koa-auth-server: stopped\n');
+        process.exit(0);
+      });
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -80,25 +102,6 @@ async function main(): Promise<void> {
 
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`koa-auth-server: ${signal}: finishing in-flight requests\n`);
-    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-    force.unref();
-    server.close(() => {
-      clearTimeout(force);
-      void close().finally(() => {
-        logger.flush();
-        process.stdout.write('koa-auth-server: stopped\n');
-        process.exit(0);
-      });
-    });
-    server.closeIdleConnections();
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 main().catch((error: unknown) =>

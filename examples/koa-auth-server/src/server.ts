@@ -101,7 +101,6 @@ async function main(): Promise<void> {
   }
 
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
-
 }
 
 main().catch((error: unknown) =>

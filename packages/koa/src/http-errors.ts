@@ -131,7 +131,8 @@ function inheritsLatchkeyError(error: unknown): boolean {
   return false;
 }
 
-function httpStatusOf(error: unknown): number | undefined {
+/** The 4xx/5xx status an error carries (`status`, else `statusCode`), or undefined. @internal */
+export function httpStatusOf(error: unknown): number | undefined {
   if (error === null || typeof error !== 'object') return undefined;
   const { status, statusCode } = error as { status?: unknown; statusCode?: unknown };
   const value = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : undefined;

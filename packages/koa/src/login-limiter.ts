@@ -9,6 +9,7 @@ import {
   type ThrottleResult,
 } from '@latchkey/core';
 import type { DefaultState, Middleware, ParameterizedContext } from 'koa';
+import { httpStatusOf } from './http-errors.js';
 import { booleanOption, checkOptionsObject, optionalFunction, requiredFunction } from './internal/options.js';
 
 /** The JSON body of a refused attempt (429). */
@@ -157,7 +158,7 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
             ? 'release'
             : 'failure';
     } catch (error) {
-      const status = statusOf(error);
+      const status = httpStatusOf(error);
       await settleQuietly(
         limiter,
         reservation,
@@ -293,11 +294,4 @@ async function settleQuietly(
       // A failing logger must not turn a finished login into an error.
     }
   }
-}
-
-function statusOf(error: unknown): number | undefined {
-  if (error === null || typeof error !== 'object') return undefined;
-  const { status, statusCode } = error as { status?: unknown; statusCode?: unknown };
-  const value = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : undefined;
-  return value !== undefined && value >= 400 && value <= 599 ? value : undefined;
 }

@@ -14,6 +14,7 @@ import { type KeyRing, keyRingState } from './key-ring.js';
 import { userTag } from './keys.js';
 import { accessVerify } from './lua/generated/access-verify.js';
 import { isValidJti, RevocationList, resolveRevocationOptions } from './revocation-list.js';
+import { checkUserId, isUserId } from './sessions.js';
 
 const v4 = new PublicProtocol(SignFactory, VerifyFactory);
 
@@ -33,7 +34,6 @@ const MAX_FOOTER_CHARS = Math.ceil((128 * 4) / 3);
  */
 const FOOTER = /^\{"kid":"([A-Za-z0-9._-]{1,64})"\}$/;
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const MAX_USER_ID_LENGTH = 1024;
 const MAX_TTL_MS = 24 * 3600_000;
 const MAX_CLAIM_TEXT = 256;
 /** Claims latchkey writes or checks itself; custom claims may not set them. */
@@ -268,11 +268,7 @@ export class AccessTokens {
       throw new InvalidInputError('issue() takes { userId, sessionId, claims? }');
     }
     const { userId, sessionId } = input;
-    if (!isUserId(userId)) {
-      throw new InvalidInputError(
-        `userId must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters`,
-      );
-    }
+    checkUserId(userId);
     if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) {
       throw new InvalidInputError('sessionId must be a session public id (1 to 64 base64url characters)');
     }
@@ -385,7 +381,7 @@ export class AccessTokens {
     if (target === null || typeof target !== 'object') {
       throw new InvalidInputError('revoke() takes a token or { jti, userId, expiresAt }');
     }
-    if (!isUserId(target.userId)) throw new InvalidInputError('userId must be a non-empty string');
+    checkUserId(target.userId);
     return this.#revocations.revoke(target.jti, { userId: target.userId, expiresAt: target.expiresAt });
   }
 
@@ -577,10 +573,6 @@ function claimText(name: string, value: string | undefined): string | undefined 
     );
   }
   return value;
-}
-
-function isUserId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_USER_ID_LENGTH;
 }
 
 function wholeSeconds(ms: number): number {

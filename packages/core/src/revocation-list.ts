@@ -10,14 +10,13 @@ import { toArray, toInt } from './internal/script.js';
 import { userTag } from './keys.js';
 import { revocationAdd } from './lua/generated/revocation-add.js';
 import { revocationCheck } from './lua/generated/revocation-check.js';
+import { checkUserId } from './sessions.js';
 
 /**
  * The shape a token id must have before it becomes part of a Redis key: 1 to 128 URL-safe
  * characters (letters, digits, `-`, `.`, `_`, `~`). UUIDs, ULIDs and base64url ids fit.
  */
 const JTI = /^[A-Za-z0-9._~-]{1,128}$/;
-/** The longest user id accepted (UTF-16 code units); it only ever reaches Redis as a digest. */
-const MAX_USER_ID_LENGTH = 1024;
 /** Revoking a token that lives longer than this is refused rather than silently shortened. */
 const MAX_REMAINING_LIFETIME_MS = 366 * 24 * 3600_000;
 /** Ids per script call: keeps one call short on the server and well inside Lua's `unpack` limit. */
@@ -208,7 +207,7 @@ export class RevocationList {
   /** `[tagged base, suffix]` of a record key, as the check script derives it. */
   #location(jti: string, userId: string | undefined): [string, string] {
     if (userId === undefined) return [this.#ctx.keys.revokedJtiStandalone(jti), ''];
-    assertUserId(userId);
+    checkUserId(userId);
     return [this.#ctx.keys.revokedJtiBase(userTag(userId)), jti];
   }
 }
@@ -221,14 +220,6 @@ export function isValidJti(jti: unknown): jti is string {
 function assertJti(jti: unknown): asserts jti is string {
   if (!isValidJti(jti)) {
     throw new InvalidInputError('jti must be 1 to 128 characters of letters, digits, "-", ".", "_" or "~"');
-  }
-}
-
-function assertUserId(userId: unknown): asserts userId is string {
-  if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
-    throw new InvalidInputError(
-      `userId must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters`,
-    );
   }
 }
 

@@ -597,6 +597,16 @@ export function checkUserId(userId: unknown): asserts userId is string {
   if (LONE_SURROGATE.test(userId)) throw new InvalidInputError('userId must be well-formed Unicode');
 }
 
+/** @internal The predicate form of {@link checkUserId} (a verified token's `sub`). */
+export function isUserId(userId: unknown): userId is string {
+  return (
+    typeof userId === 'string' &&
+    userId.length > 0 &&
+    userId.length <= MAX_USER_ID_LENGTH &&
+    !LONE_SURROGATE.test(userId)
+  );
+}
+
 /**
  * @internal The KEYS of a script on one session (session-get, -update, -destroy, -revoke,
  * refresh-rotate, -revoke): the session, its retired refresh digests, the user's index and mark.

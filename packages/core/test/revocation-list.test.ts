@@ -135,10 +135,13 @@ backendSuite('RevocationList.revoke', (test) => {
         (error: unknown) => assert.instance(error, InvalidInputError),
       );
     }
-    await list.revoke('ok', { expiresAt, userId: '' }).then(
-      () => assert.unreachable('accepted an empty user id'),
-      (error: unknown) => assert.instance(error, InvalidInputError),
-    );
+    for (const userId of ['', '\uD800', 'a\uDC00b']) {
+      // A lone surrogate reaches the digest as U+FFFD: two ids would share one tag.
+      await list.revoke('ok', { expiresAt, userId }).then(
+        () => assert.unreachable(`accepted the user id ${JSON.stringify(userId)}`),
+        (error: unknown) => assert.instance(error, InvalidInputError),
+      );
+    }
     assert.is(ctx.roundTrips.count, 0);
     assert.equal(await ctx.keys(), []);
   });

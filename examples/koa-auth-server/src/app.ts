@@ -25,6 +25,8 @@ import {
   requireAuth,
   type SessionState,
   session,
+  TOO_MANY_ATTEMPTS,
+  UNAUTHENTICATED,
 } from '@latchkey/koa';
 import Koa, { type Middleware, type ParameterizedContext } from 'koa';
 import bodyParser from 'koa-bodyparser';
@@ -257,7 +259,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   };
 
   const tooManyAttempts = (retryAfterMs: number): HttpError =>
-    new HttpError(429, 'too_many_attempts', 'too many attempts; please try again later', {
+    new HttpError(429, TOO_MANY_ATTEMPTS.error, TOO_MANY_ATTEMPTS.message, {
       'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
     });
 
@@ -392,8 +394,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   });
 
   router.post('/auth/logout', ...web, async (ctx) => {
-    const header = ctx.get('authorization');
-    if (ctx.req.headers.authorization !== undefined) {
+    const header = ctx.req.headers.authorization;
+    if (header !== undefined) {
       // Only the header counts when present; an invalid one ends nothing and is still 204.
       const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
       const verified = match?.[1] === undefined ? null : await accessTokens.verify(match[1]);
@@ -583,7 +585,7 @@ function auth(ctx: Ctx): NonNullable<AppState['auth']> {
 /** The 401 of a protected route whose credential names no usable user (as requireAuth answers). */
 function unauthenticated(ctx: Ctx): HttpError {
   const bearer = ctx.state.auth?.via === 'bearer';
-  return new HttpError(401, 'unauthenticated', 'authentication required', {
+  return new HttpError(401, UNAUTHENTICATED.error, UNAUTHENTICATED.message, {
     'WWW-Authenticate': bearer ? 'Bearer error="invalid_token"' : 'Bearer',
     'Cache-Control': 'no-store',
   });

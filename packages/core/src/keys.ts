@@ -13,11 +13,6 @@ export function userTag(userId: string): string {
   return sha256(`latchkey/user\u0000${userId}`);
 }
 
-/** True when `s` has the shape of a user tag (43 base64url characters). */
-export function isUserTag(s: string): boolean {
-  return s.length === 43 && /^[A-Za-z0-9_-]+$/.test(s);
-}
-
 /**
  * The hash tag Redis Cluster hashes for `key`: the text between the first `{` and the next `}` when
  * that is non-empty, else the whole key (the rule of the Cluster specification).

@@ -33,10 +33,3 @@ export function safeEqual(a: string, b: string): boolean {
   const y = Buffer.from(b, 'utf8');
   return x.length === y.length && timingSafeEqual(x, y);
 }
-
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
-
-/** True when `s` is non-empty base64url of exactly `length` characters. */
-export function isBase64url(s: string, length: number): boolean {
-  return s.length === length && BASE64URL.test(s);
-}

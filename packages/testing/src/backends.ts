@@ -51,6 +51,19 @@ export interface BackendSuiteOptions {
 }
 
 const REQUIRE = process.env['LATCHKEY_REQUIRE_REDIS'] === '1';
+
+/** `LATCHKEY_TEST_BACKENDS`, checked: a misspelled name would otherwise drop suites silently. */
+function backendsFromEnv(): BackendKind[] | undefined {
+  const text = process.env['LATCHKEY_TEST_BACKENDS'];
+  if (text === undefined || text.trim() === '') return undefined;
+  const names = text.split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (!(ALL_BACKENDS as readonly string[]).includes(name)) {
+      throw new Error(`LATCHKEY_TEST_BACKENDS: unknown backend "${name}" (use ${ALL_BACKENDS.join(', ')})`);
+    }
+  }
+  return names as BackendKind[];
+}
 let sharedServer: Promise<{ port: number } | RedisServerHandle> | null = null;
 let sharedCluster: Promise<{ nodes: Array<{ host: string; port: number }> } | RedisClusterHandle> | null =
   null;
@@ -135,9 +148,7 @@ export function backendSuite(
   define: (test: Test<BackendContext>) => void,
   options: BackendSuiteOptions = {},
 ): void {
-  const fromEnv = process.env['LATCHKEY_TEST_BACKENDS']?.split(',').map((s) => s.trim()) as
-    | BackendKind[]
-    | undefined;
+  const fromEnv = backendsFromEnv();
   // A suite's own list says where it can run; the environment narrows that further, never widens it.
   const kinds = (options.backends ?? ALL_BACKENDS).filter(
     (kind) => fromEnv === undefined || fromEnv.includes(kind),

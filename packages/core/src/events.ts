@@ -68,6 +68,21 @@ export type SecurityEvent =
       readonly subjectDigest: string;
       readonly scope: 'code' | 'budget';
     })
+  | (EventBase & {
+      readonly type: 'passkey.added' | 'passkey.removed';
+      readonly userId: string;
+      /** SHA-256 of the credential id (base64url), as in the credential's keys. */
+      readonly credentialDigest: string;
+    })
+  | (EventBase & {
+      readonly type: 'passkey.counter-regressed';
+      readonly userId: string;
+      readonly credentialDigest: string;
+      /** The counter on record. */
+      readonly storedCounter: number;
+      /** The counter the refused assertion carried (≤ the stored one: a cloned authenticator?). */
+      readonly presentedCounter: number;
+    })
   | (EventBase & { readonly type: 'password.reset'; readonly userId: string })
   | (EventBase & { readonly type: 'password.changed'; readonly userId: string });
 

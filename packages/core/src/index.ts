@@ -68,6 +68,17 @@ export {
   type VerifyCodeResult,
   type VerifyRefusal,
 } from './one-time-codes.js';
+export {
+  type AddPasskeyResult,
+  type NewPasskeyCredential,
+  type PasskeyCredential,
+  PasskeyCredentials,
+  type PasskeyCredentialsOptions,
+  type PasskeyDeviceType,
+  type PasskeyOwner,
+  type PasskeyTransport,
+  type RecordPasskeyUseResult,
+} from './passkey-credentials.js';
 export type { RedisClient } from './redis.js';
 export { type CheckRedisOptions, checkRedis, type RedisCheckResult } from './redis-check.js';
 export {
@@ -95,3 +106,13 @@ export {
   type SessionStoreOptions,
   type SessionToken,
 } from './sessions.js';
+export {
+  type ChallengeBinding,
+  type ChallengeRefusal,
+  type ConsumeChallengeResult,
+  type IssuedChallenge,
+  type PresentedChallenge,
+  WebAuthnChallenges,
+  type WebAuthnChallengesOptions,
+  type WebAuthnPurpose,
+} from './webauthn-challenges.js';

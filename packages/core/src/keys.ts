@@ -59,6 +59,10 @@ export function assertSameSlot(keys: readonly string[], script: string): void {
  * | `P:l:a:{<hmac(account)>}` | zset | login failures per account across IPs |
  * | `P:c:{<hmac(subject)>}:<purpose>` | hash | the current one-time code of a subject and purpose |
  * | `P:cb:{<hmac(subject)>}:<purpose>` | hash | failure budget and issue counts of a subject and purpose |
+ * | `P:wc:{<sha256(purpose, owner)>}` | hash | the outstanding WebAuthn challenge of an owner (digest) |
+ * | `P:pk:{T}:<sha256(credential id)>` | hash | one passkey credential of the user |
+ * | `P:pkx:{T}` | zset | the user's passkey credentials (id digests), by createdAt |
+ * | `P:pkc:{<sha256(credential id)>}` | hash | credential id → user id and public key (login lookup) |
  */
 export class KeySpace {
   readonly prefix: string;
@@ -133,6 +137,27 @@ export class KeySpace {
 
   codeBudget(subjectDigest: string, purpose: string): string {
     return `${this.base('cb', subjectDigest)}:${purpose}`;
+  }
+
+  webauthnChallenge(ownerDigest: string): string {
+    return this.base('wc', ownerDigest);
+  }
+
+  passkey(tag: string, credentialDigest: string): string {
+    return `${this.base('pk', tag)}:${credentialDigest}`;
+  }
+
+  /** `P:pk:{T}:` — credentials are derived inside scripts as this base plus an id digest. */
+  passkeyBase(tag: string): string {
+    return `${this.base('pk', tag)}:`;
+  }
+
+  passkeyList(tag: string): string {
+    return this.base('pkx', tag);
+  }
+
+  passkeyIndex(credentialDigest: string): string {
+    return this.base('pkc', credentialDigest);
   }
 
   /** A SCAN `MATCH` pattern for every key under this prefix, glob characters escaped. */

@@ -6,6 +6,7 @@ import {
   type KeyRing,
   LoginLimiter,
   OneTimeCodes,
+  PasskeyCredentials,
   type RedisClient,
   type RefreshTokenReusedError,
   RefreshTokens,
@@ -14,6 +15,7 @@ import {
   SessionStore,
   StoreUnavailableError,
   systemClock,
+  WebAuthnChallenges,
 } from '@latchkey/core';
 import {
   type AuthState,
@@ -23,6 +25,7 @@ import {
   loginLimiter,
   rateLimit,
   requireAuth,
+  requireFreshAuth,
   type SessionState,
   session,
   TOO_MANY_ATTEMPTS,
@@ -35,6 +38,7 @@ import { type Logger, logSecurityEvent, requestLog } from './logger.js';
 import type { DevOutbox, Mailer, MailPurpose } from './mailer.js';
 import { browserPage } from './page.js';
 import { type PasswordChecker, PasswordHasher, type PasswordHashingOptions } from './passwords.js';
+import { passkeyRoutes } from './routes/passkeys.js';
 import { type User, UserStore } from './users.js';
 import {
   bodyObject,
@@ -91,6 +95,8 @@ const HOUR_MS = 60 * 60 * 1000;
  */
 const RESET_CONFIRMS_PER_REQUEST = 5;
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
+/** "Fresh" authentication for sensitive routes (HTTP-API.md: `FRESH_AUTH_SECONDS`, 10 minutes). */
+const FRESH_AUTH_MS = 10 * 60 * 1000;
 
 type Data = Record<string, unknown>;
 
@@ -140,6 +146,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     ip: { maxFailures: limits.loginMaxFailuresPerIp, windowMs: HOUR_MS },
   });
   const codes = new OneTimeCodes({ ...store, secret: deps.secret });
+  const challenges = new WebAuthnChallenges(store);
+  const passkeys = new PasskeyCredentials(store);
   const users = new UserStore({ redis, prefix: `${prefix}:app`, clock });
   const hasher: PasswordChecker = deps.passwordHasher ?? new PasswordHasher(deps.passwordHashing);
   void hasher.warmUp?.().catch(() => undefined);
@@ -258,6 +266,36 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     };
   };
 
+  /**
+   * The session, refresh token, tokens and cookie of a successful login. When the session cannot be
+   * made or completed, no session cookie is left behind and `refused()` answers (or the error goes on).
+   */
+  const startLoginSession = async (
+    ctx: Ctx,
+    userId: string,
+    authenticatedAt: number,
+    refused: () => HttpError,
+  ): Promise<void> => {
+    let created: Session<Data>;
+    try {
+      created = await ctx.state.sessions.logIn(userId, {}, { authenticatedAt });
+    } catch (error) {
+      // The password changed (or everything was revoked) while the credential was being checked.
+      if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw refused();
+      throw error;
+    }
+    try {
+      const refreshToken = await refreshTokens.issue(created);
+      if (refreshToken === null) throw refused(); // revoked in the meantime
+      await tokenResponse(ctx, created, refreshToken);
+    } catch (error) {
+      // A login that does not answer 200 leaves no session cookie behind: the session it would
+      // name is revoked already, or has no tokens (Redis failed; it ends at its idle timeout).
+      ctx.state.sessions.forget();
+      throw error;
+    }
+  };
+
   const tooManyAttempts = (retryAfterMs: number): HttpError =>
     new HttpError(429, TOO_MANY_ATTEMPTS.error, TOO_MANY_ATTEMPTS.message, {
       'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
@@ -333,24 +371,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       // then earlier than this authenticatedAt); the stored hash does not depend on clocks.
       const current = await users.findById(user.id);
       if (current === null || current.passwordHash !== user.passwordHash) throw invalidCredentials(401);
-      let created: Session<Data>;
-      try {
-        created = await ctx.state.sessions.logIn(user.id, {}, { authenticatedAt });
-      } catch (error) {
-        // The password changed (or everything was revoked) while it was being checked.
-        if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw invalidCredentials(401);
-        throw error;
-      }
-      try {
-        const refreshToken = await refreshTokens.issue(created);
-        if (refreshToken === null) throw invalidCredentials(401); // revoked in the meantime
-        await tokenResponse(ctx, created, refreshToken);
-      } catch (error) {
-        // A login that does not answer 200 leaves no session cookie behind: the session it would
-        // name is revoked already, or has no tokens (Redis failed; it ends at its idle timeout).
-        ctx.state.sessions.forget();
-        throw error;
-      }
+      await startLoginSession(ctx, user.id, authenticatedAt, () => invalidCredentials(401));
     },
   );
 
@@ -570,6 +591,33 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       ctx.body = { messages: outbox.list(to) };
     });
   }
+
+  passkeyRoutes(router, {
+    config,
+    clock,
+    logger,
+    challenges,
+    passkeys,
+    users,
+    csrf,
+    cookieSession,
+    authenticated,
+    fresh: requireFreshAuth<AppState>({ maxAgeMs: FRESH_AUTH_MS, clock }) as Mw,
+    withBody,
+    perIp,
+    loginThrottle,
+    logIn: (ctx, login) =>
+      startLoginSession(
+        ctx,
+        login.userId,
+        login.authenticatedAt,
+        () => new HttpError(401, 'invalid_passkey', 'the passkey is not valid'),
+      ),
+    revokeOthers: async (ctx, userId, sessionId) => {
+      await sessions.revokeAllForUser(userId, { except: sessionId });
+      forgetCookieSessionIf(ctx, (current) => current.userId === userId && current.id !== sessionId);
+    },
+  });
 
   app.use(router.routes());
   app.use(router.allowedMethods());

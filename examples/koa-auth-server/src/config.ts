@@ -21,6 +21,7 @@ export interface Limits {
   readonly loginMaxFailuresPerIp: number;
   readonly registerMaxPerIp: number;
   readonly resetMaxPerIp: number;
+  readonly passkeyLoginMaxPerIp: number;
 }
 
 export interface Config {
@@ -60,6 +61,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   loginMaxFailuresPerIp: 10,
   registerMaxPerIp: 10,
   resetMaxPerIp: 10,
+  passkeyLoginMaxPerIp: 30,
 });
 
 const YEAR_SECONDS = 366 * 24 * 3600;
@@ -74,6 +76,7 @@ const LIMIT_ENV: ReadonlyArray<readonly [keyof Limits, string, number, number]> 
   ['loginMaxFailuresPerIp', 'LOGIN_MAX_FAILURES_PER_IP', 1, 100_000],
   ['registerMaxPerIp', 'REGISTER_MAX_PER_IP', 1, 100_000],
   ['resetMaxPerIp', 'RESET_MAX_PER_IP', 1, 100_000],
+  ['passkeyLoginMaxPerIp', 'PASSKEY_LOGIN_MAX_PER_IP', 1, 100_000],
 ];
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

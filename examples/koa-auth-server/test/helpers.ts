@@ -20,6 +20,7 @@ export const RELAXED_ENV: Readonly<Record<string, string>> = Object.freeze({
   LOGIN_MAX_FAILURES_PER_IP: '1000',
   REGISTER_MAX_PER_IP: '1000',
   RESET_MAX_PER_IP: '1000',
+  PASSKEY_LOGIN_MAX_PER_IP: '1000',
 });
 
 export interface TestAppOptions {

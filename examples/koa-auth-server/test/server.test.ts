@@ -41,6 +41,7 @@ config(
       loginMaxFailuresPerIp: 10,
       registerMaxPerIp: 10,
       resetMaxPerIp: 10,
+      passkeyLoginMaxPerIp: 30,
     });
   },
 );
@@ -55,6 +56,7 @@ config('every default is overridable by its variable', () => {
     LOGIN_MAX_FAILURES_PER_IP: '20',
     REGISTER_MAX_PER_IP: '2',
     RESET_MAX_PER_IP: '4',
+    PASSKEY_LOGIN_MAX_PER_IP: '7',
     REDIS_URL: 'redis://10.0.0.1:6380/2',
     TRUST_PROXY: '2',
     PORT: '8080',
@@ -68,6 +70,7 @@ config('every default is overridable by its variable', () => {
     loginMaxFailuresPerIp: 20,
     registerMaxPerIp: 2,
     resetMaxPerIp: 4,
+    passkeyLoginMaxPerIp: 7,
   });
   assert.equal(c.redis, { kind: 'url', url: 'redis://10.0.0.1:6380/2' });
   assert.is(c.trustProxy, 2);

@@ -48,7 +48,7 @@ export interface PasskeyCredential {
   /** The credential id, base64url. Not a secret; safe to show and to use in URLs. */
   readonly id: string;
   /** The credential public key (COSE), for signature verification. */
-  readonly publicKey: Uint8Array;
+  readonly publicKey: Uint8Array<ArrayBuffer>;
   /** The last accepted signature counter. */
   readonly counter: number;
   readonly transports: readonly PasskeyTransport[];
@@ -86,7 +86,7 @@ export type AddPasskeyResult =
 export interface PasskeyOwner {
   readonly userId: string;
   /** The credential public key (COSE), to verify the assertion's signature with. */
-  readonly publicKey: Uint8Array;
+  readonly publicKey: Uint8Array<ArrayBuffer>;
 }
 
 /** The answer of {@link PasskeyCredentials.recordUse}. */
@@ -386,7 +386,7 @@ function checkCounter(counter: unknown): asserts counter is number {
 
 interface CheckedCredential {
   readonly id: string;
-  readonly publicKey: Uint8Array;
+  readonly publicKey: Uint8Array<ArrayBuffer>;
   readonly counter: number;
   readonly transports: readonly PasskeyTransport[];
   readonly deviceType: PasskeyDeviceType;

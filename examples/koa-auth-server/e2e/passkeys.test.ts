@@ -1,0 +1,246 @@
+// Passkeys through the example's page in a real headless Chromium with the DevTools protocol's virtual
+// authenticator (CTAP2, resident keys, user verification): register a passkey through the page, log
+// out, sign in with it; a captured authentication response replayed is refused (its challenge is
+// spent); a deleted passkey no longer signs in.
+//
+// The page runs on http://localhost:<port>: WebAuthn needs a secure context and an RP id that is a
+// domain (an IP address is not), and localhost is both.
+//
+// Without Chromium the tests are skipped with a loud line, unless LATCHKEY_REQUIRE_BROWSER=1 or
+// CI=true, which turn that into a failure.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createFakeRedis } from '@latchkey/testing';
+import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadConfig } from '../src/config.js';
+import { assemble } from '../src/setup.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const REQUIRED = process.env['LATCHKEY_REQUIRE_BROWSER'] === '1' || process.env['CI'] === 'true';
+const PASSWORD = 'correct horse battery staple';
+const LAUNCH_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const TEST_TIMEOUT_MS = 90_000;
+
+interface Harness {
+  browser: Browser;
+  origin: string;
+  server: Server;
+  close: () => Promise<void>;
+  contexts: BrowserContext[];
+  problems: string[];
+  outbox: NonNullable<Awaited<ReturnType<typeof assemble>>['outbox']>;
+}
+
+const h = {} as Harness;
+const test = suite('passkeys in the page (headless Chromium, virtual authenticator)');
+const available = existsSync(CHROMIUM);
+
+function browserTest(title: string, body: () => Promise<void>): void {
+  if (!available) {
+    test.skip(title, body);
+    return;
+  }
+  test(title, async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([body(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+}
+
+if (!available) {
+  if (REQUIRED) {
+    test('Chromium is installed at /usr/bin/chromium (required: CI=true or LATCHKEY_REQUIRE_BROWSER=1)', () => {
+      assert.unreachable(`${CHROMIUM} is missing: apt-get install chromium`);
+    });
+  } else {
+    console.warn(`\n!!! latchkey: ${CHROMIUM} is missing: the passkey browser tests are SKIPPED.\n`);
+  }
+}
+
+test.before(async () => {
+  if (!available) return;
+  h.contexts = [];
+  h.problems = [];
+  const config = loadConfig({ HOST: '127.0.0.1', LOG_LEVEL: 'silent' });
+  const redis = createFakeRedis();
+  const assembled = await assemble({ config, redis });
+  if (assembled.outbox === undefined) throw new Error('the dev outbox is on in development mode');
+  h.outbox = assembled.outbox;
+  const callback = assembled.app.callback();
+  h.server = createServer((req, res) => void callback(req, res));
+  await new Promise<void>((resolve) => h.server.listen(0, '127.0.0.1', resolve));
+  h.origin = `http://localhost:${(h.server.address() as AddressInfo).port}`;
+  h.close = async () => {
+    h.server.closeAllConnections();
+    await new Promise<void>((resolve) => h.server.close(() => resolve()));
+    await assembled.close();
+    redis.disconnect();
+  };
+  h.browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+});
+
+test.after.each(async () => {
+  if (!available) return;
+  const problems = h.problems.splice(0);
+  await Promise.all(h.contexts.splice(0).map((context) => context.close()));
+  assert.equal(problems, [], 'no uncaught exception or CSP violation in the page');
+});
+
+test.after(async () => {
+  if (!available) return;
+  await h.browser.close();
+  await h.close();
+});
+
+/** A fresh browser context on the page, with a virtual CTAP2 authenticator that holds resident keys. */
+async function openWithAuthenticator(): Promise<{ page: Page; cdp: CDPSession; authenticatorId: string }> {
+  const context = await h.browser.newContext({ viewport: { width: 1200, height: 900 }, locale: 'en-US' });
+  context.setDefaultTimeout(15_000);
+  h.contexts.push(context);
+  const page = await context.newPage();
+  page.on('pageerror', (error) => h.problems.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    if (/Content Security Policy|Refused to/i.test(message.text())) h.problems.push(message.text());
+  });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await page.goto(h.origin);
+  await page.locator('#me-signed-out, #me-details').locator('visible=true').first().waitFor();
+  return { page, cdp, authenticatorId };
+}
+
+async function waitNotice(page: Page, text: RegExp): Promise<void> {
+  await page.locator('#notice').filter({ hasText: text }).waitFor();
+}
+
+/** Registers, logs in and verifies the email through the page. */
+async function signUpInPage(page: Page): Promise<string> {
+  const email = `pk-${randomBytes(4).toString('hex')}@example.test`;
+  await page.fill('#register-form input[name="email"]', email);
+  await page.fill('#register-form input[name="password"]', PASSWORD);
+  await page.click('#register-form button[type="submit"]');
+  await waitNotice(page, /Account created/);
+  await page.fill('#login-form input[name="password"]', PASSWORD);
+  await page.click('#login-form button[type="submit"]');
+  await page.locator('#me-email').filter({ hasText: email }).waitFor();
+  await page.click('#verify-request');
+  await waitNotice(page, /verification code is on its way/);
+  await page.click('#verify-outbox');
+  await page.locator('#verify-outbox-text').waitFor();
+  await page.click('#verify-form button[type="submit"]');
+  await page.locator('#verify-done').waitFor();
+  return email;
+}
+
+/** Clicks "Sign in with a passkey"; resolves with the verify request's body, cookie and answer. */
+async function signInWithPasskey(page: Page): Promise<{ status: number; body: string; cookie: string }> {
+  const [response] = await Promise.all([
+    page.waitForResponse(
+      (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/auth/passkeys/login/verify',
+    ),
+    page.click('#passkey-login'),
+  ]);
+  const request = response.request();
+  return {
+    status: response.status(),
+    body: request.postData() ?? '',
+    cookie: (await request.allHeaders())['cookie'] ?? '',
+  };
+}
+
+browserTest('register a passkey in the page, log out, sign in with it; a replay is refused', async () => {
+  const { page, cdp, authenticatorId } = await openWithAuthenticator();
+  const email = await signUpInPage(page);
+
+  await page.click('#passkey-add');
+  await waitNotice(page, /Passkey added/);
+  await page.locator('#passkeys-body tr').first().waitFor();
+  assert.is(await page.locator('#passkeys-body tr').count(), 1);
+  const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  assert.is(credentials.length, 1);
+  assert.ok(credentials[0]?.isResidentCredential, 'a discoverable credential');
+
+  await page.click('#logout');
+  await waitNotice(page, /Logged out/);
+
+  const login = await signInWithPasskey(page);
+  assert.is(login.status, 200);
+  await page.locator('#me-email').filter({ hasText: email }).waitFor();
+  assert.match(login.cookie, /pk_attempt=/);
+  // The page keeps no token: the login answer's tokens were not read into the page's storage.
+  assert.is(await page.evaluate('localStorage.length + sessionStorage.length'), 0);
+  const me = (await page.evaluate(async () => (await fetch('/auth/me')).json())) as { email: string };
+  assert.is(me.email, email);
+
+  // Replay the captured response with its own attempt cookie, from outside the browser.
+  const replay = await fetch(`${h.origin}/auth/passkeys/login/verify`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie: login.cookie },
+    body: login.body,
+  });
+  assert.is(replay.status, 401);
+  assert.is(((await replay.json()) as { error: string }).error, 'invalid_passkey');
+  // And from the page itself (its attempt cookie was cleared with the challenge).
+  const again = await page.evaluate(
+    async (body) =>
+      (
+        await fetch('/auth/passkeys/login/verify', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body,
+        })
+      ).status,
+    login.body,
+  );
+  assert.is(again, 401);
+});
+
+browserTest('a deleted passkey no longer signs in', async () => {
+  const { page } = await openWithAuthenticator();
+  await signUpInPage(page);
+  await page.click('#passkey-add');
+  await waitNotice(page, /Passkey added/);
+  await page.locator('#passkeys-body tr .passkey-delete').first().click();
+  await waitNotice(page, /Passkey deleted/);
+  await page.locator('#passkeys-empty').waitFor();
+  assert.is(await page.locator('#passkeys-body tr').count(), 0);
+
+  await page.click('#logout');
+  await waitNotice(page, /Logged out/);
+  // The authenticator still holds the key; the server no longer knows it.
+  const login = await signInWithPasskey(page);
+  assert.is(login.status, 401);
+  await waitNotice(page, /not accepted/);
+  assert.ok(await page.locator('#me-signed-out').isVisible());
+});
+
+test.run();

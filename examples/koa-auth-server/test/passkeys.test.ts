@@ -487,6 +487,48 @@ limited('login options are limited per IP with 429 and Retry-After', async ({ ap
   );
 });
 
+const logged = routeSuite('passkeys: logs', { LOG_LEVEL: 'trace' });
+
+logged('no challenge, response, cookie or token reaches a log line, refusals included', async ({ app }) => {
+  const client = app.client();
+  await verifiedUser(app, client);
+  const key = new SoftAuthenticator(app.url);
+  const options = await client.post('/auth/passkeys/register/options');
+  const registration = key.register(options.body);
+  assert.is((await client.post('/auth/passkeys/register/verify', registration)).status, 201);
+  const refused = await client.post('/auth/passkeys/register/verify', registration);
+  assert.is(refused.status, 400);
+  const browser = app.client();
+  const begun = await browser.post('/auth/passkeys/login/options');
+  const attempt = browser.jar.get('pk_attempt') ?? '';
+  const assertion = key.authenticate(begun.body);
+  const login = await browser.post('/auth/passkeys/login/verify', assertion);
+  assert.is(login.status, 200);
+  const other = app.client();
+  const foreign = await other.post('/auth/passkeys/login/options');
+  const wrongOrigin = key.authenticate(foreign.body, { origin: 'http://evil.example' });
+  assert.is((await other.post('/auth/passkeys/login/verify', wrongOrigin)).status, 401);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const text = app.logs.join('\n');
+  const secrets = [
+    options.body.challenge,
+    begun.body.challenge,
+    foreign.body.challenge,
+    attempt,
+    browser.jar.get('sid') ?? 'no cookie',
+    login.body.accessToken,
+    login.body.refreshToken,
+    registration.response.clientDataJSON,
+    registration.response.attestationObject,
+    assertion.response.signature,
+    assertion.response.clientDataJSON,
+    'evil.example',
+  ];
+  assert.ok(attempt.length > 0 && text.includes('passkey login refused'));
+  for (const secret of secrets)
+    assert.not.ok(text.includes(secret), `a log line holds ${secret.slice(0, 12)}…`);
+});
+
 backendSuite('passkeys over HTTP', (test) => {
   test('register → log in → replay, regression and race refused → remove; what stays is the user', async ({
     redis,
@@ -533,3 +575,4 @@ flow.run();
 badRegistration.run();
 badLogin.run();
 limited.run();
+logged.run();

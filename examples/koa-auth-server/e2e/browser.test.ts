@@ -6,7 +6,7 @@
 // CI=true, which turn that into a failure. Screenshots of the main states go to
 // examples/koa-auth-server/test-output/e2e/.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -16,24 +16,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../src/config.js';
 import { assemble } from '../src/setup.js';
+import { available, browserTests, CHROMIUM, LAUNCH_ARGS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const REQUIRED = process.env['LATCHKEY_REQUIRE_BROWSER'] === '1' || process.env['CI'] === 'true';
 const OUTPUT = join(import.meta.dirname, '..', 'test-output', 'e2e');
 const COOKIE = 'sid';
 const PASSWORD = 'correct horse battery staple';
-
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  // This network is closed: without these, Chromium keeps trying to reach Google's services.
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** What the server saw of one `POST /auth/logout`, recorded in front of the app. */
 interface SeenLogout {
@@ -274,40 +261,8 @@ async function submitLogoutForm(page: Page): Promise<{ status: number; body: str
 }
 
 const test = suite('browser page (headless Chromium)');
-const available = existsSync(CHROMIUM);
 /** The longest one browser test may take: a hung step fails it instead of hanging the run. */
-const TEST_TIMEOUT_MS = 60_000;
-
-function browserTest(title: string, body: () => Promise<void>): void {
-  if (!available) {
-    test.skip(title, body);
-    return;
-  }
-  test(title, async () => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([body(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  });
-}
-
-if (!available) {
-  if (REQUIRED) {
-    test('Chromium is installed at /usr/bin/chromium (required: CI=true or LATCHKEY_REQUIRE_BROWSER=1)', () => {
-      assert.unreachable(`${CHROMIUM} is missing: apt-get install chromium`);
-    });
-  } else {
-    console.warn(
-      `\n!!! latchkey: ${CHROMIUM} is missing: the browser tests are SKIPPED.\n` +
-        '!!! Install it (apt-get install chromium), or set LATCHKEY_REQUIRE_BROWSER=1 to fail instead.\n',
-    );
-  }
-}
+const browserTest = browserTests(test, 60_000);
 
 test.before(async () => {
   if (!available) return;

@@ -9,7 +9,6 @@
 // Without Chromium the tests are skipped with a loud line, unless LATCHKEY_REQUIRE_BROWSER=1 or
 // CI=true, which turn that into a failure.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createFakeRedis } from '@latchkey/testing';
@@ -18,21 +17,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../src/config.js';
 import { assemble } from '../src/setup.js';
+import { available, browserTests, CHROMIUM, LAUNCH_ARGS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const REQUIRED = process.env['LATCHKEY_REQUIRE_BROWSER'] === '1' || process.env['CI'] === 'true';
 const PASSWORD = 'correct horse battery staple';
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const TEST_TIMEOUT_MS = 90_000;
 
 interface Harness {
   browser: Browser;
@@ -46,35 +33,7 @@ interface Harness {
 
 const h = {} as Harness;
 const test = suite('passkeys in the page (headless Chromium, virtual authenticator)');
-const available = existsSync(CHROMIUM);
-
-function browserTest(title: string, body: () => Promise<void>): void {
-  if (!available) {
-    test.skip(title, body);
-    return;
-  }
-  test(title, async () => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([body(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  });
-}
-
-if (!available) {
-  if (REQUIRED) {
-    test('Chromium is installed at /usr/bin/chromium (required: CI=true or LATCHKEY_REQUIRE_BROWSER=1)', () => {
-      assert.unreachable(`${CHROMIUM} is missing: apt-get install chromium`);
-    });
-  } else {
-    console.warn(`\n!!! latchkey: ${CHROMIUM} is missing: the passkey browser tests are SKIPPED.\n`);
-  }
-}
+const browserTest = browserTests(test, 90_000);
 
 test.before(async () => {
   if (!available) return;

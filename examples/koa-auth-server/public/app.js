@@ -10,7 +10,7 @@ let me = null;
 
 const SESSION_ENDED = 'Your session has ended (logged out, revoked elsewhere, or expired). Log in again.';
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(status, code, serverMessage, retryAfter) {
     super(`${status} ${code}`);
     this.status = status;
@@ -21,7 +21,7 @@ class ApiError extends Error {
 }
 
 /** One call to the API; resolves with the Response when it is 2xx, throws an ApiError otherwise. */
-async function api(method, path, body) {
+export async function api(method, path, body) {
   const init = {
     method,
     headers: { Accept: 'application/json' },
@@ -70,7 +70,7 @@ function describeWait(seconds) {
 }
 
 /** An API error in words a person can act on. */
-function describe(error) {
+export function describe(error) {
   if (!(error instanceof ApiError)) return 'Something went wrong in this page. Reload it and try again.';
   switch (error.status) {
     case 0:
@@ -107,7 +107,7 @@ function describe(error) {
 }
 
 /** Shows one line of feedback; errors carry the HTTP status and error code in small print. */
-function notify(kind, text, error) {
+export function notify(kind, text, error) {
   const notice = byId('notice');
   notice.replaceChildren(text);
   if (error instanceof ApiError && error.status !== 0) {
@@ -159,7 +159,7 @@ function field(form, name) {
   return typeof value === 'string' ? value : '';
 }
 
-function formatTime(iso) {
+export function formatTime(iso) {
   const at = new Date(iso);
   return Number.isNaN(at.getTime()) ? String(iso) : at.toLocaleString();
 }
@@ -191,7 +191,7 @@ function showSignedIn(data) {
 }
 
 /** Asks the server who this cookie belongs to, then shows the matching view. */
-async function refreshMe() {
+export async function refreshMe() {
   try {
     const response = await api('GET', '/auth/me');
     showSignedIn(await response.json());

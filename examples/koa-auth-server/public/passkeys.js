@@ -1,7 +1,10 @@
 // The page's passkey parts: "Sign in with a passkey" on the login card, and the list of the account's
 // passkeys with "Add a passkey" and delete. WebAuthn options and responses travel as JSON with binary
 // fields in base64url (what @simplewebauthn/server produces and expects); the helpers below convert.
-// Like app.js, this keeps no token: a passkey login sets the HttpOnly session cookie and nothing else.
+// Like app.js (whose API helpers it uses), this keeps no token: a passkey login sets the HttpOnly session
+// cookie and nothing else.
+
+import { ApiError, api, describe, formatTime, notify, refreshMe } from '/app.js';
 
 const byId = (id) => document.getElementById(id);
 
@@ -18,82 +21,29 @@ function toBase64url(buffer) {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-class PasskeyError extends Error {
-  constructor(status, code, serverMessage) {
-    super(`${status} ${code}`);
-    this.status = status;
-    this.code = code;
-    this.serverMessage = serverMessage;
-  }
-}
-
-async function call(method, path, body) {
-  const init = {
-    method,
-    headers: { Accept: 'application/json' },
-    credentials: 'same-origin',
-    cache: 'no-store',
-  };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch {
-    throw new PasskeyError(0, 'network_error', '');
-  }
-  if (response.ok) return response.status === 204 ? null : response.json();
-  let code = 'http_error';
-  let serverMessage = '';
-  try {
-    const data = await response.json();
-    if (typeof data.error === 'string') code = data.error;
-    if (typeof data.message === 'string') serverMessage = data.message;
-  } catch {
-    // not JSON
-  }
-  throw new PasskeyError(response.status, code, serverMessage);
-}
-
-function notify(kind, text, error) {
-  const notice = byId('notice');
-  notice.replaceChildren(text);
-  if (error instanceof PasskeyError && error.status !== 0) {
-    const detail = document.createElement('span');
-    detail.className = 'detail';
-    detail.textContent = `HTTP ${error.status} · ${error.code}`;
-    notice.append(detail);
-  }
-  notice.dataset.kind = kind;
-  notice.hidden = false;
-}
-
-function describe(error) {
+/** The passkey-specific answers in words; everything else as app.js says it. */
+function explain(error) {
   if (error instanceof DOMException) {
     if (error.name === 'NotAllowedError') return 'The passkey prompt was cancelled or timed out.';
     if (error.name === 'InvalidStateError')
       return 'This authenticator already holds a passkey for this account.';
     return `The browser refused: ${error.message}`;
   }
-  if (!(error instanceof PasskeyError)) return 'Something went wrong in this page. Reload it and try again.';
-  switch (error.code) {
-    case 'invalid_passkey':
+  if (error instanceof ApiError) {
+    if (error.code === 'invalid_passkey') {
       return 'The passkey was not accepted (unknown, removed, or the attempt expired). Try again.';
-    case 'reauthentication_required':
+    }
+    if (error.code === 'reauthentication_required') {
       return 'For this, log in again with your password first (your last login is more than 10 minutes old).';
-    case 'email_not_verified':
-      return 'Verify your email address before adding a passkey.';
-    case 'too_many_attempts':
-      return 'Too many attempts. Try again later.';
-    case 'unauthenticated':
-      return 'You are not signed in, or your session has ended. Log in again.';
-    case 'network_error':
-      return 'Could not reach the server. Is it still running?';
-    default:
-      return `The request failed${error.serverMessage ? `: ${error.serverMessage}` : ''}.`;
+    }
+    if (error.code === 'email_not_verified') return 'Verify your email address before adding a passkey.';
   }
+  return describe(error);
+}
+
+async function json(method, path, body) {
+  const response = await api(method, path, body);
+  return response.status === 204 ? null : response.json();
 }
 
 async function busy(button, action) {
@@ -101,20 +51,14 @@ async function busy(button, action) {
   try {
     await action();
   } catch (error) {
-    notify('error', describe(error), error);
+    notify('error', explain(error), error);
   } finally {
     button.disabled = false;
   }
 }
 
-function formatTime(iso) {
-  if (iso === null) return 'never';
-  const at = new Date(iso);
-  return Number.isNaN(at.getTime()) ? String(iso) : at.toLocaleString();
-}
-
 async function refreshPasskeys() {
-  const { passkeys } = await call('GET', '/auth/passkeys');
+  const { passkeys } = await json('GET', '/auth/passkeys');
   const rows = passkeys.map((passkey) => {
     const row = document.createElement('tr');
     row.dataset.passkeyId = passkey.id;
@@ -126,7 +70,7 @@ async function refreshPasskeys() {
     const created = document.createElement('td');
     created.textContent = formatTime(passkey.createdAt);
     const used = document.createElement('td');
-    used.textContent = formatTime(passkey.lastUsedAt);
+    used.textContent = passkey.lastUsedAt === null ? 'never' : formatTime(passkey.lastUsedAt);
     const action = document.createElement('td');
     action.className = 'action';
     const remove = document.createElement('button');
@@ -136,7 +80,7 @@ async function refreshPasskeys() {
     remove.setAttribute('aria-label', `Delete the passkey added ${created.textContent}`);
     remove.addEventListener('click', () =>
       busy(remove, async () => {
-        await call('DELETE', `/auth/passkeys/${encodeURIComponent(passkey.id)}`);
+        await json('DELETE', `/auth/passkeys/${encodeURIComponent(passkey.id)}`);
         notify('ok', 'Passkey deleted. Your other sessions were logged out.');
         await refreshPasskeys();
       }),
@@ -149,12 +93,29 @@ async function refreshPasskeys() {
   byId('passkeys-empty').hidden = rows.length > 0;
 }
 
+/** A PublicKeyCredential as the JSON the server reads, with the response's own fields. */
+function credentialJSON(credential, responseFields) {
+  return {
+    id: credential.id,
+    rawId: toBase64url(credential.rawId),
+    type: credential.type,
+    clientExtensionResults: credential.getClientExtensionResults(),
+    ...(credential.authenticatorAttachment
+      ? { authenticatorAttachment: credential.authenticatorAttachment }
+      : {}),
+    response: { clientDataJSON: toBase64url(credential.response.clientDataJSON), ...responseFields },
+  };
+}
+
+function supported() {
+  if (window.PublicKeyCredential) return true;
+  notify('error', 'This browser does not support passkeys.');
+  return false;
+}
+
 async function addPasskey() {
-  if (!window.PublicKeyCredential) {
-    notify('error', 'This browser does not support passkeys.');
-    return;
-  }
-  const options = await call('POST', '/auth/passkeys/register/options');
+  if (!supported()) return;
+  const options = await json('POST', '/auth/passkeys/register/options');
   const credential = await navigator.credentials.create({
     publicKey: {
       ...options,
@@ -163,56 +124,35 @@ async function addPasskey() {
       excludeCredentials: (options.excludeCredentials ?? []).map((c) => ({ ...c, id: toBytes(c.id) })),
     },
   });
-  const response = credential.response;
-  await call('POST', '/auth/passkeys/register/verify', {
-    id: credential.id,
-    rawId: toBase64url(credential.rawId),
-    type: credential.type,
-    clientExtensionResults: credential.getClientExtensionResults(),
-    ...(credential.authenticatorAttachment
-      ? { authenticatorAttachment: credential.authenticatorAttachment }
-      : {}),
-    response: {
-      clientDataJSON: toBase64url(response.clientDataJSON),
-      attestationObject: toBase64url(response.attestationObject),
-      transports: typeof response.getTransports === 'function' ? response.getTransports() : [],
-    },
-  });
+  const { response } = credential;
+  const transports = typeof response.getTransports === 'function' ? response.getTransports() : [];
+  await json(
+    'POST',
+    '/auth/passkeys/register/verify',
+    credentialJSON(credential, { attestationObject: toBase64url(response.attestationObject), transports }),
+  );
   notify('ok', 'Passkey added. Your other sessions were logged out.');
   await refreshPasskeys();
 }
 
 async function signInWithPasskey() {
-  if (!window.PublicKeyCredential) {
-    notify('error', 'This browser does not support passkeys.');
-    return;
-  }
-  const options = await call('POST', '/auth/passkeys/login/options');
+  if (!supported()) return;
+  const options = await json('POST', '/auth/passkeys/login/options');
   const credential = await navigator.credentials.get({
-    publicKey: {
-      ...options,
-      challenge: toBytes(options.challenge),
-      allowCredentials: (options.allowCredentials ?? []).map((c) => ({ ...c, id: toBytes(c.id) })),
-    },
+    publicKey: { ...options, challenge: toBytes(options.challenge), allowCredentials: [] },
   });
-  const response = credential.response;
-  await call('POST', '/auth/passkeys/login/verify', {
-    id: credential.id,
-    rawId: toBase64url(credential.rawId),
-    type: credential.type,
-    clientExtensionResults: credential.getClientExtensionResults(),
-    ...(credential.authenticatorAttachment
-      ? { authenticatorAttachment: credential.authenticatorAttachment }
-      : {}),
-    response: {
-      clientDataJSON: toBase64url(response.clientDataJSON),
+  const { response } = credential;
+  await json(
+    'POST',
+    '/auth/passkeys/login/verify',
+    credentialJSON(credential, {
       authenticatorData: toBase64url(response.authenticatorData),
       signature: toBase64url(response.signature),
       ...(response.userHandle ? { userHandle: toBase64url(response.userHandle) } : {}),
-    },
-  });
-  // app.js owns the signed-in view: its refresh button asks the server who this cookie belongs to.
-  byId('me-refresh').click();
+    }),
+  );
+  // app.js owns the signed-in view: it asks the server who this cookie belongs to.
+  await refreshMe();
   notify('ok', 'Signed in with a passkey.');
 }
 
@@ -224,6 +164,6 @@ loginButton.addEventListener('click', () => busy(loginButton, signInWithPasskey)
 // app.js switches the page between signed in and out (body[data-state]); the list follows.
 new MutationObserver(() => {
   if (document.body.dataset.state === 'signed-in')
-    refreshPasskeys().catch((error) => notify('error', describe(error), error));
+    refreshPasskeys().catch((error) => notify('error', explain(error), error));
   else byId('passkeys-body').replaceChildren();
 }).observe(document.body, { attributes: true, attributeFilter: ['data-state'] });

@@ -52,6 +52,41 @@ function assertRefused(reply: Reply, status: number, error: string): void {
   assert.type(reply.body?.message, 'string');
 }
 
+/**
+ * Each body is 400 invalid_request, and so are a form body and broken JSON; a 1 MiB body is 413; no
+ * answer was a 5xx.
+ */
+async function assertMalformedRefused(
+  app: TestApp,
+  client: Client,
+  path: string,
+  bodies: readonly unknown[],
+  good: Record<string, unknown>,
+): Promise<void> {
+  for (const body of bodies) {
+    const reply = await client.post(path, body);
+    assert.is(reply.status, 400, `${JSON.stringify(body)?.slice(0, 80)}: ${reply.text}`);
+    assert.is(reply.body.error, 'invalid_request');
+  }
+  assertRefused(
+    await client.post(path, undefined, { form: { id: String(good['id']) } }),
+    400,
+    'invalid_request',
+  );
+  const json = { 'content-type': 'application/json' };
+  assertRefused(
+    await client.post(path, undefined, { body: '{"id":', headers: json }),
+    400,
+    'invalid_request',
+  );
+  const huge = JSON.stringify({ ...good, pad: 'x'.repeat(1024 * 1024) });
+  assertRefused(await client.post(path, undefined, { body: huge, headers: json }), 413, 'payload_too_large');
+  assert.not.ok(
+    app.logs.some((line) => /"status":5\d\d/.test(line)),
+    'no 5xx was answered',
+  );
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 const flow = routeSuite('passkeys: register, list, log in, remove');
@@ -149,6 +184,10 @@ flow(
     assertRefused(await passkeyLogin(app.client(), key), 401, 'invalid_passkey');
     assertRefused(await client.delete(`/auth/passkeys/${key.id}`), 404, 'not_found');
     assertRefused(await client.delete(`/auth/passkeys/${'A'.repeat(10 * 1024)}`), 404, 'not_found');
+    for (const odd of ['%E0%A4%A', '%00', 'a%2Fb', '..']) {
+      const reply = await client.delete(`/auth/passkeys/${odd}`);
+      assert.ok(reply.status >= 400 && reply.status < 500, `${odd}: ${reply.status}`);
+    }
   },
 );
 
@@ -287,27 +326,7 @@ badRegistration('malformed fields are 400 invalid_request and spend no challenge
     { ...good, clientExtensionResults: 'x' },
     { ...good, authenticatorAttachment: 'mystery' },
   ];
-  for (const body of bodies) {
-    const reply = await client.post('/auth/passkeys/register/verify', body);
-    assert.is(reply.status, 400, `${JSON.stringify(body).slice(0, 80)}: ${reply.text}`);
-    assert.is(reply.body.error, 'invalid_request');
-  }
-  const form = await client.post('/auth/passkeys/register/verify', undefined, { form: { id: key.id } });
-  assertRefused(form, 400, 'invalid_request');
-  const broken = await client.post('/auth/passkeys/register/verify', undefined, {
-    body: '{"id":',
-    headers: { 'content-type': 'application/json' },
-  });
-  assertRefused(broken, 400, 'invalid_request');
-  const huge = await client.post('/auth/passkeys/register/verify', undefined, {
-    body: JSON.stringify({ ...good, pad: 'x'.repeat(1024 * 1024) }),
-    headers: { 'content-type': 'application/json' },
-  });
-  assertRefused(huge, 413, 'payload_too_large');
-  assert.not.ok(
-    app.logs.some((line) => /"status":5\d\d/.test(line)),
-    'no 5xx was answered',
-  );
+  await assertMalformedRefused(app, client, '/auth/passkeys/register/verify', bodies, good);
   // The challenge is still outstanding: the well-formed response is accepted.
   assert.is((await client.post('/auth/passkeys/register/verify', good)).status, 201);
 });
@@ -436,20 +455,7 @@ badLogin('malformed login bodies are 400 invalid_request; 1 MiB is 413; never a 
     { ...good, response: { ...good.response, userHandle: 'x'.repeat(1000) } },
     { ...good, response: { ...good.response, userHandle: 5 } },
   ];
-  for (const body of bodies) {
-    const reply = await client.post('/auth/passkeys/login/verify', body);
-    assert.is(reply.status, 400, `${JSON.stringify(body)?.slice(0, 80)}: ${reply.text}`);
-    assert.is(reply.body.error, 'invalid_request');
-  }
-  const huge = await client.post('/auth/passkeys/login/verify', undefined, {
-    body: JSON.stringify({ ...good, pad: 'x'.repeat(1024 * 1024) }),
-    headers: { 'content-type': 'application/json' },
-  });
-  assertRefused(huge, 413, 'payload_too_large');
-  assert.not.ok(
-    app.logs.some((line) => /"status":5\d\d/.test(line)),
-    'no 5xx was answered',
-  );
+  await assertMalformedRefused(app, client, '/auth/passkeys/login/verify', bodies, good);
   // Nothing was spent by the malformed bodies: the well-formed response still logs in.
   assert.is((await client.post('/auth/passkeys/login/verify', good)).status, 200);
   // Garbage of the right types reaches the checks and is refused there, never with a 5xx.

@@ -98,8 +98,26 @@ export class SoftAuthenticator {
     return flags;
   }
 
-  #clientData(type: string, challenge: string, origin: string): Buffer {
-    return Buffer.from(JSON.stringify({ type, challenge, origin, crossOrigin: false }), 'utf8');
+  #clientData(type: string, options: Json, overrides: CeremonyOverrides): Buffer {
+    const data = {
+      type: overrides.type ?? type,
+      challenge: overrides.challenge ?? options.challenge,
+      origin: overrides.origin ?? this.origin,
+      crossOrigin: false,
+    };
+    return Buffer.from(JSON.stringify(data), 'utf8');
+  }
+
+  /** The response JSON a browser sends, around the ceremony's own response fields. */
+  #credential(clientData: Buffer, fields: Record<string, unknown>): Json {
+    return {
+      id: this.id,
+      rawId: this.id,
+      type: 'public-key',
+      clientExtensionResults: {},
+      authenticatorAttachment: 'cross-platform',
+      response: { clientDataJSON: b64(clientData), ...fields },
+    };
   }
 
   /** Answers `PublicKeyCredentialCreationOptionsJSON` with a 'none' attestation. */
@@ -120,23 +138,11 @@ export class SoftAuthenticator {
       this.credentialId,
       this.#cosePublicKey(),
     ]);
-    const clientData = this.#clientData(
-      overrides.type ?? 'webauthn.create',
-      overrides.challenge ?? options.challenge,
-      overrides.origin ?? this.origin,
-    );
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: 'public-key',
-      clientExtensionResults: {},
-      authenticatorAttachment: 'cross-platform',
-      response: {
-        clientDataJSON: b64(clientData),
-        attestationObject: b64(cbor({ fmt: 'none', attStmt: {}, authData })),
-        transports: ['usb'],
-      },
-    };
+    const clientData = this.#clientData('webauthn.create', options, overrides);
+    return this.#credential(clientData, {
+      attestationObject: b64(cbor({ fmt: 'none', attStmt: {}, authData })),
+      transports: ['usb'],
+    });
   }
 
   /** Answers `PublicKeyCredentialRequestOptionsJSON` (a discoverable credential: no allow-list). */
@@ -151,24 +157,12 @@ export class SoftAuthenticator {
       Buffer.from([this.#flags(overrides.uv ?? true, false)]),
       counter,
     ]);
-    const clientData = this.#clientData(
-      overrides.type ?? 'webauthn.get',
-      overrides.challenge ?? options.challenge,
-      overrides.origin ?? this.origin,
-    );
+    const clientData = this.#clientData('webauthn.get', options, overrides);
     const signature = sign('sha256', Buffer.concat([authData, sha256(clientData)]), this.#key.privateKey);
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: 'public-key',
-      clientExtensionResults: {},
-      authenticatorAttachment: 'cross-platform',
-      response: {
-        clientDataJSON: b64(clientData),
-        authenticatorData: b64(authData),
-        signature: b64(signature),
-        userHandle: this.#userHandle,
-      },
-    };
+    return this.#credential(clientData, {
+      authenticatorData: b64(authData),
+      signature: b64(signature),
+      userHandle: this.#userHandle,
+    });
   }
 }

@@ -384,14 +384,7 @@ function checkCounter(counter: unknown): asserts counter is number {
   }
 }
 
-interface CheckedCredential {
-  readonly id: string;
-  readonly publicKey: Uint8Array<ArrayBuffer>;
-  readonly counter: number;
-  readonly transports: readonly PasskeyTransport[];
-  readonly deviceType: PasskeyDeviceType;
-  readonly backedUp: boolean;
-}
+type CheckedCredential = Omit<PasskeyCredential, 'createdAt' | 'lastUsedAt'>;
 
 function checkCredential(credential: NewPasskeyCredential): CheckedCredential {
   if (credential === null || typeof credential !== 'object') {

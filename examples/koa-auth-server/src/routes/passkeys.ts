@@ -385,24 +385,44 @@ function base64url(value: unknown, name: string, max = MAX_FIELD): string {
   return value;
 }
 
-function common(body: unknown): { top: Json; response: Json; id: string } {
+/** The fields every WebAuthn response JSON shares, checked; `response` still to be read. */
+interface CommonFields {
+  readonly base: {
+    readonly id: string;
+    readonly rawId: string;
+    readonly type: 'public-key';
+    readonly clientExtensionResults: Record<string, never>;
+    readonly authenticatorAttachment?: 'platform' | 'cross-platform';
+  };
+  readonly response: Json;
+  readonly clientDataJSON: string;
+}
+
+function common(body: unknown): CommonFields {
   const top = object(body, 'the body');
   const id = base64url(top['id'], 'id', MAX_CREDENTIAL_ID);
   if (top['rawId'] !== id) throw invalidRequest('rawId must equal id');
   if (top['type'] !== 'public-key') throw invalidRequest('type must be "public-key"');
-  const extensions = top['clientExtensionResults'] ?? {};
-  object(extensions, 'clientExtensionResults');
-  const attachment = top['authenticatorAttachment'];
+  object(top['clientExtensionResults'] ?? {}, 'clientExtensionResults');
+  const attachment = top['authenticatorAttachment'] as 'platform' | 'cross-platform' | undefined;
   if (attachment !== undefined && attachment !== 'platform' && attachment !== 'cross-platform') {
     throw invalidRequest('authenticatorAttachment must be "platform" or "cross-platform"');
   }
   const response = object(top['response'], 'response');
-  base64url(response['clientDataJSON'], 'response.clientDataJSON');
-  return { top, response, id };
+  const clientDataJSON = base64url(response['clientDataJSON'], 'response.clientDataJSON');
+  // Extension results are not used: none is requested, so none is passed on.
+  const base = {
+    id,
+    rawId: id,
+    type: 'public-key',
+    clientExtensionResults: {},
+    ...(attachment === undefined ? {} : { authenticatorAttachment: attachment }),
+  } as const;
+  return { base, response, clientDataJSON };
 }
 
 function parseRegistration(body: unknown): RegistrationResponseJSON {
-  const { top, response, id } = common(body);
+  const { base, response, clientDataJSON } = common(body);
   const attestationObject = base64url(response['attestationObject'], 'response.attestationObject');
   const transports = response['transports'] ?? [];
   if (
@@ -413,43 +433,31 @@ function parseRegistration(body: unknown): RegistrationResponseJSON {
     throw invalidRequest('response.transports must be a list of at most 16 short strings');
   }
   return {
-    id,
-    rawId: id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    ...(top['authenticatorAttachment'] === undefined
-      ? {}
-      : { authenticatorAttachment: top['authenticatorAttachment'] as 'platform' | 'cross-platform' }),
+    ...base,
     response: {
-      clientDataJSON: response['clientDataJSON'] as string,
+      clientDataJSON,
       attestationObject,
-      transports: transports as RegistrationResponseJSON['response']['transports'] & string[],
+      transports: transports as NonNullable<RegistrationResponseJSON['response']['transports']>,
     },
   };
 }
 
 function parseAuthentication(body: unknown): AuthenticationResponseJSON {
-  const { top, response, id } = common(body);
+  const { base, response, clientDataJSON } = common(body);
   const authenticatorData = base64url(response['authenticatorData'], 'response.authenticatorData');
   const signature = base64url(response['signature'], 'response.signature');
   const handle = response['userHandle'];
-  const userHandleText =
+  const userHandle =
     handle === undefined || handle === null || handle === ''
       ? undefined
       : base64url(handle, 'response.userHandle', 128);
   return {
-    id,
-    rawId: id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    ...(top['authenticatorAttachment'] === undefined
-      ? {}
-      : { authenticatorAttachment: top['authenticatorAttachment'] as 'platform' | 'cross-platform' }),
+    ...base,
     response: {
-      clientDataJSON: response['clientDataJSON'] as string,
+      clientDataJSON,
       authenticatorData,
       signature,
-      ...(userHandleText === undefined ? {} : { userHandle: userHandleText }),
+      ...(userHandle === undefined ? {} : { userHandle }),
     },
   };
 }

@@ -1,12 +1,15 @@
+export { type ClusterControl, keySlot } from './cluster-control.js';
 export { createFakeRedis, type FakeRedisOptions } from './fake-redis.js';
 export {
   freePort,
   hasRedisServer,
   type RedisClusterHandle,
+  type RedisClusterOptions,
   type RedisServerHandle,
   rawCommand,
   startRedisCluster,
   startRedisServer,
 } from './redis-server.js';
 export { countRoundTrips, type RoundTripCounter } from './round-trips.js';
+export { type RedisSentinelHandle, type RedisSentinelOptions, startRedisSentinel } from './sentinel.js';
 export { realNow, TestClock, type TestClockOptions } from './test-clock.js';

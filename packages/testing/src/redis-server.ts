@@ -1,9 +1,10 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { type ClusterControl, clusterControl, waitForReplicaLinks } from './cluster-control.js';
 
 const run = promisify(execFile);
 
@@ -27,14 +28,32 @@ export interface RedisServerHandle {
   start(): Promise<void>;
 }
 
-/** A 3-master Redis Cluster this package started. */
-export interface RedisClusterHandle {
+/** A Redis Cluster this package started (three masters, with `{ replicas: 1 }` one replica each). */
+export interface RedisClusterHandle extends ClusterControl {
+  /** Every node, masters and replicas (any of them works as a start-up node). */
   readonly nodes: ReadonlyArray<{ host: '127.0.0.1'; port: number }>;
+  /** Stops every node and removes the temporary directory. Idempotent. */
   stop(): Promise<void>;
 }
 
 const running = new Set<ChildProcess>();
+/** Temporary directories of servers still in use; removed on stop and, at the latest, at exit. */
+const tempDirs = new Set<string>();
 let exitHookInstalled = false;
+
+/** @internal A fresh temporary directory that is removed at exit unless {@link removeTempDir} ran first. */
+export function makeTempDir(name: string): string {
+  installExitHook();
+  const dir = mkdtempSync(join(tmpdir(), `latchkey-${name}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** @internal */
+export function removeTempDir(dir: string): void {
+  tempDirs.delete(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -50,6 +69,7 @@ function installExitHook(): void {
         }
       }
     }
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => process.exit(130));
@@ -98,8 +118,13 @@ export function rawCommand(port: number, command: string, timeoutMs = 1000): Pro
     socket.on('data', (chunk) => {
       data += chunk.toString('utf8');
       const bulk = /^\$(\d+)\r\n/.exec(data);
+      const array = /^\*(\d+)\r\n/.exec(data); // an array of N bulk strings: 1 + 2N lines
       const complete =
-        bulk === null ? data.includes('\r\n') : data.length >= bulk[0].length + Number(bulk[1]);
+        bulk !== null
+          ? data.length >= bulk[0].length + Number(bulk[1])
+          : array !== null
+            ? data.endsWith('\r\n') && data.split('\r\n').length - 1 >= 1 + 2 * Number(array[1])
+            : data.includes('\r\n');
       if (complete) {
         clearTimeout(timer);
         socket.destroy();
@@ -113,7 +138,12 @@ export function rawCommand(port: number, command: string, timeoutMs = 1000): Pro
   });
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+/** @internal Polls `check` every 50 ms until it is true, or throws after `timeoutMs`. */
+export async function waitFor(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
@@ -122,36 +152,49 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
   }
 }
 
-function spawnServer(port: number, dir: string, extra: string[]): ChildProcess {
+/** @internal Spawns `redis-server` with `args` (stdio ignored); the process is killed by pid at exit. */
+export function spawnTracked(args: string[]): ChildProcess {
   installExitHook();
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-      '--maxmemory-policy',
-      'noeviction',
-      '--protected-mode',
-      'no',
-      ...extra,
-    ],
-    { stdio: 'ignore' },
-  );
+  const child = spawn('redis-server', args, { stdio: 'ignore' });
   child.unref();
   running.add(child);
   child.once('exit', () => running.delete(child));
   return child;
 }
 
-async function stopChild(child: ChildProcess | null): Promise<void> {
+/** @internal Spawns a `redis-server` (no persistence, `noeviction`) killed by pid at exit. */
+export function spawnServer(port: number, dir: string, extra: string[]): ChildProcess {
+  return spawnTracked([
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--maxmemory-policy',
+    'noeviction',
+    '--protected-mode',
+    'no',
+    ...extra,
+  ]);
+}
+
+/** @internal SIGCONT for a child that may be frozen (harmless otherwise). */
+export function resumeChild(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(child.pid, 'SIGCONT');
+  } catch {
+    // already gone
+  }
+}
+
+/** @internal SIGTERM, then SIGKILL after 2 s; resolves when the process is gone. */
+export async function stopChild(child: ChildProcess | null): Promise<void> {
   if (child === null || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
@@ -166,10 +209,12 @@ async function stopChild(child: ChildProcess | null): Promise<void> {
  */
 export async function startRedisServer(): Promise<RedisServerHandle> {
   const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-redis-'));
+  const dir = makeTempDir('redis');
   let child: ChildProcess | null = null;
   const start = async (): Promise<void> => {
     if (child !== null && child.exitCode === null && child.signalCode === null) return;
+    mkdirSync(dir, { recursive: true });
+    tempDirs.add(dir);
     child = spawnServer(port, dir, []);
     await waitFor(
       async () => (await rawCommand(port, 'PING')).startsWith('+PONG'),
@@ -189,36 +234,57 @@ export async function startRedisServer(): Promise<RedisServerHandle> {
     async stop() {
       await stopChild(child);
       child = null;
+      removeTempDir(dir);
     },
     start,
   };
 }
 
+/** Options of {@link startRedisCluster}. */
+export interface RedisClusterOptions {
+  /**
+   * Replicas per master: 0 (three masters) or 1 (three masters and three replicas, for failover tests).
+   * @default 0
+   */
+  readonly replicas?: 0 | 1;
+  /** `cluster-node-timeout` in ms (how soon a dead master is noticed). @default 3000, 2000 with replicas */
+  readonly nodeTimeoutMs?: number;
+}
+
 /**
- * Starts a 3-master Redis Cluster on free ports (`--cluster-enabled yes`, then
- * `redis-cli --cluster create … --cluster-replicas 0 --cluster-yes`) and resolves once every node
- * reports `cluster_state:ok` (about 3 s). Killed by pid when the process exits.
+ * Starts a Redis Cluster of three masters (and, with `{ replicas: 1 }`, one replica each) on free
+ * ports (`--cluster-enabled yes`, then `redis-cli --cluster create … --cluster-yes`) and resolves once
+ * every node reports `cluster_state:ok` (about 3 s) and every replica's link is up. Killed by pid when
+ * the process exits; its temporary directory is removed on stop and at exit.
  */
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-cluster-'));
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
+  const replicas = options.replicas ?? 0;
+  if (replicas !== 0 && replicas !== 1) throw new Error('startRedisCluster: replicas must be 0 or 1');
+  const nodeTimeoutMs = options.nodeTimeoutMs ?? (replicas === 0 ? 3000 : 2000);
+  const dir = makeTempDir('cluster');
   const ports: number[] = [];
-  while (ports.length < 3) {
+  while (ports.length < 3 * (1 + replicas)) {
     const port = await freePort(true);
     if (!ports.includes(port)) ports.push(port);
   }
-  const children = ports.map((port) =>
-    spawnServer(port, dir, [
+  const children = new Map<number, ChildProcess>();
+  const spawnNode = (port: number): ChildProcess => {
+    const child = spawnServer(port, dir, [
       '--cluster-enabled',
       'yes',
       '--cluster-config-file',
       `nodes-${port}.conf`,
       '--cluster-node-timeout',
-      '3000',
-    ]),
-  );
+      String(nodeTimeoutMs),
+    ]);
+    children.set(port, child);
+    return child;
+  };
+  for (const port of ports) spawnNode(port);
   const stop = async (): Promise<void> => {
-    await Promise.all(children.map((child) => stopChild(child)));
-    rmSync(dir, { recursive: true, force: true });
+    for (const child of children.values()) resumeChild(child); // a SIGSTOPped node ignores SIGTERM
+    await Promise.all([...children.values()].map((child) => stopChild(child)));
+    removeTempDir(dir);
   };
   try {
     for (const port of ports) {
@@ -232,7 +298,7 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
       'create',
       ...ports.map((port) => `127.0.0.1:${port}`),
       '--cluster-replicas',
-      '0',
+      String(replicas),
       '--cluster-yes',
     ]);
     for (const port of ports) {
@@ -242,9 +308,15 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
         20_000,
       );
     }
+    if (replicas > 0) await waitForReplicaLinks(ports);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { nodes: ports.map((port) => ({ host: '127.0.0.1' as const, port })), stop };
+  const handle: RedisClusterHandle = {
+    nodes: ports.map((port) => ({ host: '127.0.0.1' as const, port })),
+    stop,
+    ...clusterControl(ports, children, spawnNode),
+  };
+  return handle;
 }

@@ -28,6 +28,7 @@ export {
   StoreUnavailableError,
 } from './errors.js';
 export type { SecurityEvent, SecurityEventHook, SessionEndReason } from './events.js';
+export type { DurabilityOptions } from './internal/durability.js';
 export type { StoreOptions } from './internal/options.js';
 export {
   type DevelopmentKey,

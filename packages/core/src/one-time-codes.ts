@@ -9,7 +9,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { toArray, toInt, toOptionalString } from './internal/script.js';
+import { REVOKING, toArray, toInt, toOptionalString } from './internal/script.js';
 import { codeIssue } from './lua/generated/code-issue.js';
 import { codeRevoke } from './lua/generated/code-revoke.js';
 import { codeVerify } from './lua/generated/code-verify.js';
@@ -270,14 +270,19 @@ export class OneTimeCodes {
       ? this.#codeDigest(subjectDigest, purpose, presented)
       : NO_DIGEST;
     const reply = toArray(
-      await this.#ctx.runner.run(codeVerify, this.#keys(subjectDigest, purpose), [
-        String(now),
-        String(now - o.failureBudget.windowMs),
-        String(o.failureBudget.max),
-        digest,
-        String(o.maxAttempts),
-        String(o.budgetTtlMs),
-      ]),
+      await this.#ctx.runner.run(
+        codeVerify,
+        this.#keys(subjectDigest, purpose),
+        [
+          String(now),
+          String(now - o.failureBudget.windowMs),
+          String(o.failureBudget.max),
+          digest,
+          String(o.maxAttempts),
+          String(o.budgetTtlMs),
+        ],
+        REVOKING,
+      ),
     );
     const status = toInt(reply[0]);
     const events = toInt(reply[1]);
@@ -305,7 +310,7 @@ export class OneTimeCodes {
    */
   async revoke(target: CodeTarget): Promise<void> {
     const { subjectDigest, purpose } = this.#target(target);
-    await this.#ctx.runner.run(codeRevoke, [this.#ctx.keys.code(subjectDigest, purpose)], []);
+    await this.#ctx.runner.run(codeRevoke, [this.#ctx.keys.code(subjectDigest, purpose)], [], REVOKING);
   }
 
   #target(target: CodeTarget): { subjectDigest: string; purpose: string } {

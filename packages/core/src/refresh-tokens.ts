@@ -13,7 +13,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { toInt } from './internal/script.js';
+import { REVOKING, toInt } from './internal/script.js';
 import { userTag } from './keys.js';
 import { refreshIssue } from './lua/generated/refresh-issue.js';
 import { refreshRevoke } from './lua/generated/refresh-revoke.js';
@@ -183,17 +183,22 @@ export class RefreshTokens {
     const { tag, sessionId } = parsed;
     const successorSecret = hmac(this.#successorKey, token);
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(refreshRotate, sessionKeys(this.#ctx.keys, tag, sessionId), [
-      sessionId,
-      String(now),
-      secretDigest(parsed.secret),
-      secretDigest(successorSecret),
-      String(this.#options.graceMs),
-      String(this.#options.maxRetired),
-      // Tells a replay of this very call (ioredis re-sends it after a reconnect that lost the reply)
-      // from a second presentation of the token, which is reuse.
-      randomId(),
-    ]);
+    const reply = await this.#ctx.runner.run(
+      refreshRotate,
+      sessionKeys(this.#ctx.keys, tag, sessionId),
+      [
+        sessionId,
+        String(now),
+        secretDigest(parsed.secret),
+        secretDigest(successorSecret),
+        String(this.#options.graceMs),
+        String(this.#options.maxRetired),
+        // Tells a replay of this very call (ioredis re-sends it after a reconnect that lost the reply)
+        // from a second presentation of the token, which is reuse.
+        randomId(),
+      ],
+      REVOKING,
+    );
     if (!Array.isArray(reply)) {
       if (toInt(reply) === 0) return null;
       throw new StoreFailedError('unexpected reply from refresh-rotate');
@@ -228,11 +233,12 @@ export class RefreshTokens {
     if (parsed === null) return false;
     const { tag, sessionId } = parsed;
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(refreshRevoke, sessionKeys(this.#ctx.keys, tag, sessionId), [
-      sessionId,
-      secretDigest(parsed.secret),
-      String(now),
-    ]);
+    const reply = await this.#ctx.runner.run(
+      refreshRevoke,
+      sessionKeys(this.#ctx.keys, tag, sessionId),
+      [sessionId, secretDigest(parsed.secret), String(now)],
+      REVOKING,
+    );
     const userId = endedUserId(reply);
     if (userId === null) return false;
     emitSessionEnded(this.#ctx, userId, sessionId, 'logout', now);

@@ -6,7 +6,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { toArray, toInt } from './internal/script.js';
+import { REVOKING, toArray, toInt } from './internal/script.js';
 import { userTag } from './keys.js';
 import { revocationAdd } from './lua/generated/revocation-add.js';
 import { revocationCheck } from './lua/generated/revocation-check.js';
@@ -126,7 +126,7 @@ export class RevocationList {
     if (remaining + this.#options.clockToleranceMs <= 0) return false;
     // Whole ms, rounded up: an injected clock may report fractions, and PX takes an integer.
     const ttl = Math.ceil(remaining + this.#options.clockToleranceMs + this.#options.skewMarginMs);
-    await this.#ctx.runner.run(revocationAdd, [this.#key(jti, options.userId)], [String(ttl)]);
+    await this.#ctx.runner.run(revocationAdd, [this.#key(jti, options.userId)], [String(ttl)], REVOKING);
     emitSafely(this.#ctx.onEvent, {
       type: 'access-token.revoked',
       at: now,

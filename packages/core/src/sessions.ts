@@ -13,7 +13,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { toArray, toInt } from './internal/script.js';
+import { REVOKING, toArray, toInt } from './internal/script.js';
 import { type KeySpace, userTag } from './keys.js';
 import { sessionCreate } from './lua/generated/session-create.js';
 import { sessionDestroy } from './lua/generated/session-destroy.js';
@@ -414,11 +414,12 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     if (parsed === null) return false;
     const { tag, sessionId } = parsed;
     const now = this.#ctx.clock.now();
-    const reply = await this.#ctx.runner.run(sessionDestroy, sessionKeys(this.#ctx.keys, tag, sessionId), [
-      secretDigest(parsed.secret),
-      String(now),
-      sessionId,
-    ]);
+    const reply = await this.#ctx.runner.run(
+      sessionDestroy,
+      sessionKeys(this.#ctx.keys, tag, sessionId),
+      [secretDigest(parsed.secret), String(now), sessionId],
+      REVOKING,
+    );
     const userId = endedUserId(reply);
     if (userId === null) return false;
     emitSessionEnded(this.#ctx, userId, sessionId, 'logout', now);
@@ -496,16 +497,21 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const tag = userTag(userId);
     const now = this.#ctx.clock.now();
     const reply = toArray(
-      await this.#ctx.runner.run(sessionRevokeAll, userSessionKeys(this.#ctx.keys, tag), [
-        String(now),
-        except ?? '',
-        setMark ? '1' : '0',
-        String(Math.max(o.absoluteTimeoutMs, o.idleTimeoutMs) + o.clockSkewMs),
-        String(o.clockSkewMs),
-        // The mark is exclusive of the present millisecond's authentications: a login whose
-        // credential check began in the same ms as a password reset must not survive it.
-        String(now + 1),
-      ]),
+      await this.#ctx.runner.run(
+        sessionRevokeAll,
+        userSessionKeys(this.#ctx.keys, tag),
+        [
+          String(now),
+          except ?? '',
+          setMark ? '1' : '0',
+          String(Math.max(o.absoluteTimeoutMs, o.idleTimeoutMs) + o.clockSkewMs),
+          String(o.clockSkewMs),
+          // The mark is exclusive of the present millisecond's authentications: a login whose
+          // credential check began in the same ms as a password reset must not survive it.
+          String(now + 1),
+        ],
+        REVOKING,
+      ),
     );
     const count = toInt(reply[0]);
     emitSafely(this.#ctx.onEvent, {
@@ -667,10 +673,12 @@ export async function revokeSessionById(
   const now = ctx.clock.now();
   if (!isSessionId(sessionId)) return false;
   const tag = userTag(userId);
-  const reply = await ctx.runner.run(sessionRevoke, sessionKeys(ctx.keys, tag, sessionId), [
-    String(now),
-    sessionId,
-  ]);
+  const reply = await ctx.runner.run(
+    sessionRevoke,
+    sessionKeys(ctx.keys, tag, sessionId),
+    [String(now), sessionId],
+    REVOKING,
+  );
   if (toInt(reply) !== 1) return false;
   emitSessionEnded(ctx, userId, sessionId, 'revoked', now);
   return true;

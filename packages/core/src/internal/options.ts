@@ -3,6 +3,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { SecurityEventHook } from '../events.js';
 import { DEFAULT_PREFIX, KeySpace } from '../keys.js';
 import { ServerSecret } from '../secret.js';
+import { type DurabilityOptions, resolveDurability } from './durability.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient, ScriptRunner } from './script.js';
 
 /** Options every store shares. */
@@ -26,6 +27,17 @@ export interface StoreOptions {
    * @default 1000
    */
   readonly commandTimeoutMs?: number;
+  /**
+   * Replica acknowledgement of revoking writes — destroy, revoke, revoke-all (logout-all, password
+   * reset and change, the revoke-before mark), refresh rotation and reuse revocation, code consumption,
+   * revocation-list adds: each returns only after `replicas` replicas of the node that took it
+   * acknowledged it (`WAIT` in the same pipeline: one round trip of latency, on Cluster and Sentinel
+   * too), and throws `ERR_STORE_UNAVAILABLE` when they did not within `timeoutMs`. Read paths are
+   * unchanged. Off by default: a revocation acknowledged just before a failover can then be lost.
+   * @default undefined (off)
+   * @example { redis, durability: { replicas: 1, timeoutMs: 250 } }
+   */
+  readonly durability?: DurabilityOptions;
 }
 
 /** @internal What every store resolves its shared options into. */
@@ -54,8 +66,9 @@ export function resolveStoreOptions(options: StoreOptions): StoreContext {
     throw new InvalidOptionError('onEvent must be a function');
   }
   const timeout = positiveInt('commandTimeoutMs', options.commandTimeoutMs, DEFAULT_COMMAND_TIMEOUT_MS);
+  const durability = resolveDurability(options.durability);
   return Object.freeze({
-    runner: new ScriptRunner(redis, timeout),
+    runner: new ScriptRunner(redis, timeout, durability),
     keys: new KeySpace(options.prefix ?? DEFAULT_PREFIX),
     clock,
     onEvent: options.onEvent,

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { StoreFailedError, StoreUnavailableError } from '../errors.js';
 import { assertSameSlot } from '../keys.js';
-
 import type { RedisClient } from '../redis.js';
+import { type Durability, durableConnection, runDurably } from './durability.js';
 
 export type { RedisClient };
 
@@ -30,6 +30,15 @@ export function defineScript(definition: ScriptDefinition): Script {
 const registered = new WeakMap<object, Set<string>>();
 
 type ScriptArg = string | number;
+
+/** What a call is, beyond its script. */
+export interface RunFlags {
+  /** The call revokes something: with durability on, it returns only once replicas acknowledged it. */
+  readonly revoking?: boolean;
+}
+
+/** Flags of a revoking call (destroy, revoke, revoke-all, rotation, code consumption, …). */
+export const REVOKING: RunFlags = Object.freeze({ revoking: true });
 type CustomCommand = (...args: ScriptArg[]) => Promise<unknown>;
 
 /** Reply errors that mean "cannot serve now" rather than "the script is wrong". */
@@ -48,14 +57,30 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 export class ScriptRunner {
   readonly redis: RedisClient;
   readonly timeoutMs: number;
+  /** Replica acknowledgement of revoking calls, or null (off). */
+  readonly durability: Durability | null;
 
-  constructor(redis: RedisClient, timeoutMs: number = DEFAULT_COMMAND_TIMEOUT_MS) {
+  constructor(
+    redis: RedisClient,
+    timeoutMs: number = DEFAULT_COMMAND_TIMEOUT_MS,
+    durability: Durability | null = null,
+  ) {
     this.redis = redis;
     this.timeoutMs = timeoutMs;
+    this.durability = durability;
+    if (durability !== null) durableConnection(redis);
   }
 
-  /** One round trip: the script with `keys` and `args`. */
-  run(script: Script, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
+  /**
+   * One round trip: the script with `keys` and `args`. A call flagged {@link REVOKING} on a runner with
+   * durability also waits for the replicas' acknowledgement (same round trip, up to its timeout more).
+   */
+  run(
+    script: Script,
+    keys: readonly string[],
+    args: readonly ScriptArg[],
+    flags?: RunFlags,
+  ): Promise<unknown> {
     if (keys.length !== script.numberOfKeys) {
       throw new StoreFailedError(
         `script ${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`,
@@ -65,14 +90,17 @@ export class ScriptRunner {
     if (!usable(this.redis)) {
       return Promise.reject(new StoreUnavailableError(`Redis connection is not ready (${script.name})`));
     }
-    const fn = this.#command(script);
+    const durability = flags?.revoking === true ? this.durability : null;
     let pending: Promise<unknown>;
     try {
-      pending = fn.call(this.redis, ...keys, ...args);
+      pending =
+        durability === null
+          ? this.#command(script).call(this.redis, ...keys, ...args)
+          : runDurably(durableConnection(this.redis), durability, script.name, script.source, keys, args);
     } catch (error) {
       return Promise.reject(translate(error, script));
     }
-    const ms = this.timeoutMs;
+    const ms = this.timeoutMs + (durability === null ? 0 : durability.timeoutMs);
     if (!(ms > 0) || !Number.isFinite(ms)) {
       return pending.catch((error: unknown) => {
         throw translate(error, script);

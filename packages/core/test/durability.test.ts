@@ -82,7 +82,11 @@ let clusterStart: Promise<RedisClusterHandle> | null = null;
 let sentinelStart: Promise<RedisSentinelHandle> | null = null;
 if (hasRedisServer()) {
   clusterStart = startRedisCluster({ replicas: 1 });
-  sentinelStart = startRedisSentinel();
+  // One after the other: two port searches at once could pick the same free port.
+  sentinelStart = clusterStart.then(
+    () => startRedisSentinel(),
+    () => startRedisSentinel(),
+  );
   // A failed start is reported by the suite that awaits it.
   clusterStart.catch(() => undefined);
   sentinelStart.catch(() => undefined);

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,9 +22,13 @@ export interface RedisServerHandle {
   readonly url: string;
   /** The process id while running, else null. */
   readonly pid: number | null;
-  /** Stops the process (SIGTERM, then SIGKILL after 2 s) and waits for it to exit. Idempotent. */
+  /**
+   * Stops the process (SIGTERM, then SIGKILL after 2 s) and waits for it to exit, and removes its
+   * temporary directory — unless a snapshot was saved there (`SAVE`), which {@link RedisServerHandle.start}
+   * loads; every directory is removed when the process exits. Idempotent.
+   */
   stop(): Promise<void>;
-  /** Starts it again on the same port (after {@link RedisServerHandle.stop}), empty. */
+  /** Starts it again on the same port (after {@link RedisServerHandle.stop}), empty unless it was saved. */
   start(): Promise<void>;
 }
 
@@ -234,7 +238,8 @@ export async function startRedisServer(): Promise<RedisServerHandle> {
     async stop() {
       await stopChild(child);
       child = null;
-      removeTempDir(dir);
+      // A snapshot the test saved is what a later start() loads; the exit hook removes it then.
+      if (!existsSync(join(dir, 'dump.rdb'))) removeTempDir(dir);
     },
     start,
   };

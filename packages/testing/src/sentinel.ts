@@ -106,6 +106,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     await waitFor(
       async () => (await rawCommand(second, 'INFO replication')).includes('master_link_status:up'),
       `replica on ${second}`,
+      20_000,
     );
     for (const port of sentinelPorts) {
       const file = join(dir, `sentinel-${port}.conf`);

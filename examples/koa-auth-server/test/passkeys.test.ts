@@ -4,6 +4,7 @@ import {
   type Client,
   lastCode,
   type Reply,
+  replaceScript,
   routeSuite,
   signUp,
   startTestApp,
@@ -492,6 +493,38 @@ limited('login options are limited per IP with 429 and Retry-After', async ({ ap
     'another IP is not limited',
   );
 });
+
+badLogin(
+  'Redis lost at any step of a passkey route: 503 with Retry-After, nothing half-done',
+  async ({ app }) => {
+    const key = await withPasskey(app);
+    assert.is((await passkeyLogin(app.client(), key)).status, 200); // every script has been used once
+    const lost = () => Promise.reject(new Error('Connection is closed.'));
+    for (const script of [
+      'webauthn-challenge-issue',
+      'webauthn-challenge-consume',
+      'passkey-lookup',
+      'passkey-use',
+    ]) {
+      const client = app.client();
+      const options = await client.post('/auth/passkeys/login/options');
+      const restore = replaceScript(app.redis, script, lost);
+      let reply: Reply;
+      try {
+        reply =
+          script === 'webauthn-challenge-issue'
+            ? await client.post('/auth/passkeys/login/options')
+            : await client.post('/auth/passkeys/login/verify', key.authenticate(options.body));
+      } finally {
+        restore();
+      }
+      assertRefused(reply, 503, 'unavailable');
+      assert.is(reply.headers.get('retry-after'), '1', script);
+      assert.not.ok(client.jar.has('sid'), `${script}: no session cookie`);
+    }
+    assert.is((await passkeyLogin(app.client(), key)).status, 200, 'serves again when Redis is back');
+  },
+);
 
 const logged = routeSuite('passkeys: logs', { LOG_LEVEL: 'trace' });
 

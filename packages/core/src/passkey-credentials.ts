@@ -7,7 +7,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { toArray, toInt, toOptionalString } from './internal/script.js';
+import { REVOKING, toArray, toInt, toOptionalString } from './internal/script.js';
 import { userTag } from './keys.js';
 import { passkeyAdd } from './lua/generated/passkey-add.js';
 import { passkeyClaim } from './lua/generated/passkey-claim.js';
@@ -240,7 +240,8 @@ export class PasskeyCredentials {
    * Records a verified assertion: the signature counter moves to `counter` and `lastUsedAt` to now,
    * atomically, unless the counter does not move forward while the authenticator keeps one (the stored
    * or the presented counter is non-zero) — then nothing changes, the result says
-   * `counter_regressed` and `passkey.counter-regressed` is emitted. One round trip.
+   * `counter_regressed` and `passkey.counter-regressed` is emitted. One round trip (with
+   * `durability`, acknowledged by replicas: a failover cannot roll the counter back).
    *
    * @throws {InvalidInputError} when the user id, credential id or counter is malformed.
    * @throws {StoreUnavailableError} when Redis cannot be reached in time.
@@ -258,6 +259,7 @@ export class PasskeyCredentials {
         passkeyUse,
         [this.#ctx.keys.passkey(userTag(userId), digest)],
         [String(counter), String(now)],
+        REVOKING,
       ),
     );
     const status = toInt(reply[0]);
@@ -323,7 +325,8 @@ export class PasskeyCredentials {
 
   /**
    * Removes one credential of the user: drops its index entry (only if it is this user's), then the
-   * credential itself. Two round trips. Emits `passkey.removed` when it existed.
+   * credential itself. Two round trips (with `durability`, each acknowledged by replicas). Emits
+   * `passkey.removed` when it existed.
    *
    * @returns whether the user had this credential.
    * @throws {InvalidInputError} when the user id is malformed or `credentialId` is not a string.
@@ -337,7 +340,7 @@ export class PasskeyCredentials {
     const digest = credentialDigest(credentialId);
     // The index first: a failure between the two leaves a credential that is listed (and can be
     // removed again) but cannot log in — never an index entry without its credential.
-    await this.#ctx.runner.run(passkeyUnclaim, [this.#ctx.keys.passkeyIndex(digest)], [userId]);
+    await this.#ctx.runner.run(passkeyUnclaim, [this.#ctx.keys.passkeyIndex(digest)], [userId], REVOKING);
     const removed = await this.#removeRecord(userTag(userId), digest);
     if (removed) {
       emitSafely(this.#ctx.onEvent, {
@@ -355,6 +358,7 @@ export class PasskeyCredentials {
       passkeyRemove,
       [this.#ctx.keys.passkey(tag, digest), this.#ctx.keys.passkeyList(tag)],
       [digest],
+      REVOKING,
     );
     return toInt(removed) === 1;
   }

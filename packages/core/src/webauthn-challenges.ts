@@ -6,7 +6,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { toInt } from './internal/script.js';
+import { REVOKING, toInt } from './internal/script.js';
 import { webauthnChallengeConsume } from './lua/generated/webauthn-challenge-consume.js';
 import { webauthnChallengeIssue } from './lua/generated/webauthn-challenge-issue.js';
 
@@ -136,7 +136,8 @@ export class WebAuthnChallenges {
   /**
    * Consumes the owner's outstanding challenge of the purpose if it equals the presented one and is
    * live. The outstanding challenge is spent in every case (a wrong presented value spends it too), so
-   * each challenge is checked at most once. One atomic round trip.
+   * each challenge is checked at most once. One atomic round trip (with `durability`, it returns once
+   * replicas acknowledged the consumption: a failover cannot bring the challenge back).
    *
    * @throws {InvalidInputError} when the purpose or owner is malformed or `challenge` is not a string
    *   (nothing is spent then).
@@ -150,7 +151,12 @@ export class WebAuthnChallenges {
     if (typeof challenge !== 'string') throw new InvalidInputError('challenge must be a string');
     const digest = CHALLENGE.test(challenge) ? digestOf(presented, challenge) : NO_DIGEST;
     const status = toInt(
-      await this.#ctx.runner.run(webauthnChallengeConsume, [key], [String(this.#ctx.clock.now()), digest]),
+      await this.#ctx.runner.run(
+        webauthnChallengeConsume,
+        [key],
+        [String(this.#ctx.clock.now()), digest],
+        REVOKING,
+      ),
     );
     if (status === 0) return Object.freeze({ ok: true });
     const reason = REFUSALS[status];

@@ -9,6 +9,8 @@ import {
   PasskeyCredentials,
   type PasskeyCredentialsOptions,
   type SecurityEvent,
+  StoreUnavailableError,
+  WebAuthnChallenges,
 } from '../src/index.js';
 import { rejects } from './helpers/assertions.js';
 
@@ -320,3 +322,31 @@ backendSuite('PasskeyCredentials.remove', (test) => {
     assert.equal(await ctx.keys(), []);
   });
 });
+
+// A lone redis-server has no replica to acknowledge: with durability on, exactly the calls that revoke
+// (consume a challenge, move a counter, remove a credential) fail closed; the others go through.
+backendSuite(
+  'passkeys with durability and no replica',
+  (test) => {
+    test('consume, recordUse and remove fail closed; issue, add, lookup and list work', async (ctx) => {
+      const durability = { replicas: 1, timeoutMs: 100 } as const;
+      const base = { redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, durability };
+      const challenges = new WebAuthnChallenges(base);
+      const store = new PasskeyCredentials(base);
+      const { challenge } = await challenges.issue({ purpose: 'registration', owner: 'sid' });
+      const cred = credential();
+      assert.ok((await store.add('alice', cred)).ok);
+      assert.is((await store.lookup(cred.id))?.userId, 'alice');
+      assert.is((await store.list('alice')).length, 1);
+      const unavailable = (e: unknown) => e instanceof StoreUnavailableError;
+      await rejects(
+        challenges.consume({ purpose: 'registration', owner: 'sid', challenge }),
+        unavailable,
+        'consume to fail closed',
+      );
+      await rejects(store.recordUse('alice', cred.id, 1), unavailable, 'recordUse to fail closed');
+      await rejects(store.remove('alice', cred.id), unavailable, 'remove to fail closed');
+    });
+  },
+  { backends: ['redis'] },
+);

@@ -36,6 +36,7 @@ import bodyParser from 'koa-bodyparser';
 import type { Config } from './config.js';
 import { type Logger, logSecurityEvent, requestLog } from './logger.js';
 import type { DevOutbox, Mailer, MailPurpose } from './mailer.js';
+import { RedisAvailability } from './outage.js';
 import { browserPage } from './page.js';
 import { type PasswordChecker, PasswordHasher, type PasswordHashingOptions } from './passwords.js';
 import { passkeyRoutes } from './routes/passkeys.js';
@@ -79,6 +80,12 @@ export interface AppDeps {
    * @default new PasswordHasher(passwordHashing)
    */
   readonly passwordHasher?: PasswordChecker;
+  /**
+   * Tracks Redis outages: one warn line when Redis becomes unavailable, one info line when it is back,
+   * the 503s in between only counted (metrics read it).
+   * @default new RedisAvailability(redis, logger)
+   */
+  readonly availability?: RedisAvailability;
 }
 
 /** The most a `/healthz` probe waits for Redis, in ms. */
@@ -120,6 +127,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const prefix = deps.prefix ?? 'lk';
   const limits = config.limits;
   const onEvent = logSecurityEvent(logger);
+  const availability = deps.availability ?? new RedisAvailability(redis, logger);
   const store = { redis, prefix, clock, onEvent };
 
   const idleTimeoutMs = limits.sessionIdleTtlSeconds * 1000;
@@ -169,7 +177,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.use(
     latchkeyErrors({
       onServerError: (error) => {
-        if (error instanceof StoreUnavailableError) logger.warn({ err: error }, 'Redis unavailable');
+        if (error instanceof StoreUnavailableError) availability.failed(error);
         else logger.error({ err: error }, 'server error');
       },
     }),

@@ -67,7 +67,8 @@ export function requestLog(logger: Logger): Middleware {
         status: ctx.status,
         durationMs: Math.round(durationMs * 10) / 10,
       };
-      if (ctx.status >= 500) logger.warn(line, 'request');
+      // A 503 is Redis being unavailable: RedisAvailability logs that once per outage, not per request.
+      if (ctx.status >= 500 && ctx.status !== 503) logger.warn(line, 'request');
       else logger.info(line, 'request');
     });
     await next();

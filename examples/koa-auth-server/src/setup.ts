@@ -4,6 +4,7 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { DevOutbox, DroppingMailer, type Mailer } from './mailer.js';
+import { RedisAvailability } from './outage.js';
 import type { PasswordChecker, PasswordHashingOptions } from './passwords.js';
 import { closeRedis, createRedisClient } from './redis.js';
 
@@ -25,6 +26,8 @@ export interface Assembled {
   readonly app: Koa;
   readonly redis: RedisClient;
   readonly logger: Logger;
+  /** Redis outages as the app saw them (`up`, `transitions`, `failedRequests`, `'change'` events). */
+  readonly availability: RedisAvailability;
   /** The dev outbox (development mode only). */
   readonly outbox: DevOutbox | undefined;
   /** What was generated because the environment did not provide it (for the start-up line). */
@@ -73,9 +76,11 @@ export async function assemble(options: AssembleOptions): Promise<Assembled> {
     ? new DevOutbox(options.clock === undefined ? {} : { clock: options.clock })
     : undefined;
   const mailer = options.mailer ?? outbox ?? new DroppingMailer((line) => logger.warn(line));
+  const availability = new RedisAvailability(redis, logger);
   const app = createApp({
     config,
     redis,
+    availability,
     keyRing,
     secret,
     logger,
@@ -90,9 +95,11 @@ export async function assemble(options: AssembleOptions): Promise<Assembled> {
     app: app as unknown as Koa,
     redis,
     logger,
+    availability,
     outbox,
     generated,
     close: async () => {
+      availability.close();
       if (ownRedis) await closeRedis(redis);
     },
   };

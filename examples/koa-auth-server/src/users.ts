@@ -191,7 +191,9 @@ export class UserStore {
         [userId, email, passwordHash, now, this.#ttlMs],
       );
     } catch (error) {
-      await this.#run('appUserReleaseV1', [emailKey], [`${userId}|`]).catch(() => undefined);
+      // Not awaited: during an outage it would time out too, doubling the time to the 503. A claim
+      // left behind is an orphan that a later registration takes over.
+      void this.#run('appUserReleaseV1', [emailKey], [`${userId}|`]).catch(() => undefined);
       throw error;
     }
     return { ok: true, user: { id: userId, email, emailVerified: false, createdAt: now } };

@@ -208,7 +208,7 @@ logs(
         'security events were logged',
       );
       assert.ok(
-        entries.some((e) => e['msg'] === 'Redis unavailable'),
+        entries.some((e) => e['msg'] === 'Redis unavailable: answering 503 until it is back'),
         'the outage was logged',
       );
       const statuses = new Set(entries.filter((e) => e['msg'] === 'request').map((e) => e['status']));

@@ -179,3 +179,82 @@ realRedisSuite('Redis outage', (outage) => {
     },
   );
 });
+
+realRedisSuite('Redis outage logging', (test) => {
+  test('an outage is logged once when it starts and once when it ends, however many requests fail in it', async () => {
+    const server = await startRedisServer();
+    const redis = createRedisClient({ kind: 'url', url: server.url });
+    const app = await startTestApp({ redis });
+    try {
+      const client = app.client();
+      await eventually(async () => (await client.get('/healthz')).status === 200, 10_000, 'Redis to be up');
+      await signUp(client);
+      const mark = app.logs.length;
+      const pid = server.pid as number;
+      process.kill(pid, 'SIGSTOP');
+      let statuses: number[];
+      try {
+        statuses = (await Promise.all(Array.from({ length: 20 }, () => client.get('/auth/me')))).map(
+          (r) => r.status,
+        );
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      assert.equal(statuses, Array(20).fill(503));
+      const entries = () => app.logs.slice(mark).map((line) => JSON.parse(line) as Record<string, unknown>);
+      await eventually(
+        async () => entries().some((e) => e['msg'] === 'Redis is back'),
+        10_000,
+        'the recovery line',
+      );
+      const down = entries().filter((e) => e['msg'] === 'Redis unavailable: answering 503 until it is back');
+      assert.is(down.length, 1, 'one line when the outage starts');
+      assert.ok((down[0]?.['err'] as { stack?: string } | undefined)?.stack, 'with the error that began it');
+      const back = entries().filter((e) => e['msg'] === 'Redis is back');
+      assert.is(back.length, 1, 'one line when it ends');
+      assert.is(back[0]?.['failedRequests'], 20, 'the 503s in between are counted');
+      assert.ok(Number(back[0]?.['outageMs']) > 0);
+      const warned503 = entries().filter(
+        (e) => e['msg'] === 'request' && e['status'] === 503 && e['level'] !== 30,
+      );
+      assert.equal(warned503, [], 'a 503 request line is info, not a warning each');
+    } finally {
+      await app.close();
+      await closeRedis(redis);
+      await server.stop();
+    }
+  });
+
+  test('a registration whose user write times out answers 503 after one timeout, not two', async () => {
+    const server = await startRedisServer();
+    const redis = createRedisClient({ kind: 'url', url: server.url });
+    const app = await startTestApp({ redis });
+    try {
+      const client = app.client();
+      await eventually(async () => (await client.get('/healthz')).status === 200, 10_000, 'Redis to be up');
+      await signUp(client); // defines the user-store scripts on the client
+      const commands = redis as unknown as Record<string, unknown>;
+      const hang = () => new Promise(() => undefined); // a Redis that took the claim, then froze
+      const saved = { create: commands['appUserCreateV1'], release: commands['appUserReleaseV1'] };
+      commands['appUserCreateV1'] = hang;
+      commands['appUserReleaseV1'] = hang;
+      try {
+        const started = performance.now();
+        const reply = await client.post('/auth/register', {
+          email: 'late@example.com',
+          password: 'correct horse',
+        });
+        const ms = performance.now() - started;
+        assert.is(reply.status, 503);
+        assert.ok(ms < 1700, `answered after ${Math.round(ms)} ms (the create's 1 s timeout, then nothing)`);
+      } finally {
+        commands['appUserCreateV1'] = saved.create;
+        commands['appUserReleaseV1'] = saved.release;
+      }
+    } finally {
+      await app.close();
+      await closeRedis(redis);
+      await server.stop();
+    }
+  });
+});

@@ -1,0 +1,112 @@
+import { EventEmitter } from 'node:events';
+import type { RedisClient } from '@latchkey/core';
+import type { Logger } from './logger.js';
+
+/** What {@link RedisAvailability} emits on `'change'`, once per transition. */
+export type AvailabilityChange =
+  | { readonly up: false; readonly at: number }
+  | {
+      readonly up: true;
+      readonly at: number;
+      /** How long Redis was unavailable, in ms. */
+      readonly outageMs: number;
+      /** Requests answered 503 for it during the outage. */
+      readonly failedRequests: number;
+    };
+
+/** How often a down Redis is probed (PING) to notice that it is back, in ms. */
+const PROBE_INTERVAL_MS = 500;
+const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * Whether Redis is serving, as the app saw it: the first unavailable error marks it down (one warn line
+ * with the error), every later one is only counted; a PING every 500 ms while down notices the
+ * recovery (one info line with the outage's length and count). A frozen Redis keeps its connection
+ * "ready", so the client's events alone cannot tell. Read `up`, `transitions` and `failedRequests`,
+ * or listen to `'change'` (metrics).
+ */
+export class RedisAvailability extends EventEmitter<{ change: [AvailabilityChange] }> {
+  readonly #redis: RedisClient;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  #up = true;
+  #downSince = 0;
+  #failedInOutage = 0;
+  #failedTotal = 0;
+  #transitions = 0;
+  #probe: NodeJS.Timeout | null = null;
+
+  constructor(redis: RedisClient, logger: Logger, now: () => number = () => performance.now()) {
+    super();
+    this.#redis = redis;
+    this.#logger = logger;
+    this.#now = now;
+  }
+
+  /** False from the first unavailable error until a PING succeeds again. */
+  get up(): boolean {
+    return this.#up;
+  }
+  /** Down and up transitions so far. */
+  get transitions(): number {
+    return this.#transitions;
+  }
+  /** Requests answered 503 because Redis was unavailable, since start. */
+  get failedRequests(): number {
+    return this.#failedTotal;
+  }
+
+  /** A request failed with the unavailable error. */
+  failed(error: unknown): void {
+    this.#failedTotal++;
+    if (!this.#up) {
+      this.#failedInOutage++;
+      return;
+    }
+    this.#up = false;
+    this.#downSince = this.#now();
+    this.#failedInOutage = 1;
+    this.#transitions++;
+    this.#logger.warn({ err: error }, 'Redis unavailable: answering 503 until it is back');
+    this.emit('change', { up: false, at: Date.now() });
+    this.#probe = setInterval(() => void this.#check(), PROBE_INTERVAL_MS);
+    this.#probe.unref();
+  }
+
+  /** Stops probing (the app is closing). */
+  close(): void {
+    if (this.#probe !== null) clearInterval(this.#probe);
+    this.#probe = null;
+  }
+
+  #probing = false;
+  async #check(): Promise<void> {
+    if (this.#probing || this.#up) return;
+    this.#probing = true;
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), PROBE_TIMEOUT_MS);
+      });
+      const ok = await Promise.race([this.#redis.ping(), timeout])
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => clearTimeout(timer));
+      if (ok && !this.#up) this.#recovered();
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  #recovered(): void {
+    this.close();
+    this.#up = true;
+    this.#transitions++;
+    const outageMs = Math.round(this.#now() - this.#downSince);
+    const failedRequests = this.#failedInOutage;
+    this.#logger.info({ outageMs, failedRequests }, 'Redis is back');
+    this.emit('change', { up: true, at: Date.now(), outageMs, failedRequests });
+  }
+}

@@ -128,7 +128,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const limits = config.limits;
   const onEvent = logSecurityEvent(logger);
   const availability = deps.availability ?? new RedisAvailability(redis, logger);
-  const store = { redis, prefix, clock, onEvent };
+  // config.durability: revocations wait for replica acknowledgements (latchkey's durability option).
+  const store = {
+    redis,
+    prefix,
+    clock,
+    onEvent,
+    ...(config.durability === undefined ? {} : { durability: config.durability }),
+  };
 
   const idleTimeoutMs = limits.sessionIdleTtlSeconds * 1000;
   const sessions = new SessionStore<Data>({

@@ -9,7 +9,12 @@ import { isIP } from 'node:net';
 export type RedisTarget =
   | { readonly kind: 'fake' }
   | { readonly kind: 'url'; readonly url: string }
-  | { readonly kind: 'cluster'; readonly nodes: ReadonlyArray<{ host: string; port: number }> };
+  | { readonly kind: 'cluster'; readonly nodes: ReadonlyArray<{ host: string; port: number }> }
+  | {
+      readonly kind: 'sentinel';
+      readonly sentinels: ReadonlyArray<{ host: string; port: number }>;
+      readonly name: string;
+    };
 
 /** Lifetimes and limits (seconds and counts, as the environment spells them). */
 export interface Limits {
@@ -30,6 +35,11 @@ export interface Config {
   /** Development mode: dev outbox, generated keys, non-`Secure` cookies named `sid`. */
   readonly dev: boolean;
   readonly redis: RedisTarget;
+  /**
+   * `REDIS_WAIT_REPLICAS` (and `REDIS_WAIT_TIMEOUT_MS`): every revocation waits until that many replicas
+   * acknowledged it, else 503 (latchkey's `durability` option); undefined = off.
+   */
+  readonly durability: { readonly replicas: number; readonly timeoutMs: number } | undefined;
   /** Trusted proxy hops in front of the server (`X-Forwarded-For` / `-Proto`); 0 = none. */
   readonly trustProxy: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
@@ -154,8 +164,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const redisUrl = get('REDIS_URL');
   const redisCluster = get('REDIS_CLUSTER');
-  if (redisUrl !== undefined && redisCluster !== undefined) {
-    throw new ConfigError('set REDIS_URL or REDIS_CLUSTER, not both');
+  const redisSentinels = get('REDIS_SENTINELS');
+  if ([redisUrl, redisCluster, redisSentinels].filter((v) => v !== undefined).length > 1) {
+    throw new ConfigError('set one of REDIS_URL, REDIS_CLUSTER or REDIS_SENTINELS, not several');
   }
   let redis: RedisTarget = { kind: 'fake' };
   if (redisUrl !== undefined) {
@@ -163,15 +174,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       throw new ConfigError('REDIS_URL must start with redis:// or rediss://');
     redis = { kind: 'url', url: redisUrl };
   } else if (redisCluster !== undefined) {
-    const nodes = redisCluster.split(',').map((entry) => {
-      const match = /^\s*(\[[^\]]+\]|[^:\s]+):(\d{1,5})\s*$/.exec(entry);
-      const portText = match?.[2];
-      if (match?.[1] === undefined || portText === undefined || Number(portText) > 65535) {
-        throw new ConfigError(`REDIS_CLUSTER must be host:port,… (got "${entry.trim()}")`);
-      }
-      return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port: Number(portText) };
-    });
-    redis = { kind: 'cluster', nodes };
+    redis = { kind: 'cluster', nodes: hostPorts('REDIS_CLUSTER', redisCluster) };
+  } else if (redisSentinels !== undefined) {
+    const name = get('REDIS_SENTINEL_NAME');
+    if (name === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+      throw new ConfigError(
+        'REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name: letters, digits, _ . -)',
+      );
+    }
+    redis = { kind: 'sentinel', sentinels: hostPorts('REDIS_SENTINELS', redisSentinels), name };
+  }
+  const waitReplicas = get('REDIS_WAIT_REPLICAS');
+  const waitTimeout = get('REDIS_WAIT_TIMEOUT_MS');
+  let durability: Config['durability'];
+  if (waitReplicas !== undefined && waitReplicas !== '0') {
+    const replicas = Number(waitReplicas);
+    const timeoutMs = Number(waitTimeout ?? '250');
+    if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 100) {
+      throw new ConfigError('REDIS_WAIT_REPLICAS must be a whole number from 0 to 100');
+    }
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 900) {
+      throw new ConfigError(
+        'REDIS_WAIT_TIMEOUT_MS must be a whole number from 1 to 900 (503s stay within 2 s)',
+      );
+    }
+    durability = { replicas, timeoutMs };
   }
 
   const publicOriginText = get('PUBLIC_ORIGIN');
@@ -200,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     dev,
     redis,
+    durability,
     trustProxy,
     tls,
     pasetoSecretKey,
@@ -241,4 +269,16 @@ function origin(name: string, text: string): string {
     throw new ConfigError(`${name} must hold origins like https://example.com, got "${text}"`);
   }
   return url.origin;
+}
+
+/** `host:port,host:port,…` (IPv6 in brackets). */
+function hostPorts(name: string, text: string): Array<{ host: string; port: number }> {
+  return text.split(',').map((entry) => {
+    const match = /^\s*(\[[^\]]+\]|[^:\s]+):(\d{1,5})\s*$/.exec(entry);
+    const portText = match?.[2];
+    if (match?.[1] === undefined || portText === undefined || Number(portText) > 65535) {
+      throw new ConfigError(`${name} must be host:port,… (got "${entry.trim()}")`);
+    }
+    return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port: Number(portText) };
+  });
 }

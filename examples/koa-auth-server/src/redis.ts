@@ -25,10 +25,25 @@ export const RESILIENT_OPTIONS = Object.freeze({
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
 }) satisfies RedisOptions;
 
-/** Opens the client for a target: the embedded fake, one server, or a cluster. */
+/** Opens the client for a target: the embedded fake, one server, a cluster, or a Sentinel-managed master. */
 export function createRedisClient(target: RedisTarget, options: RedisClientOptions = {}): RedisClient {
   const onError = options.onError ?? (() => undefined);
   if (target.kind === 'fake') return createFakeRedis();
+  if (target.kind === 'sentinel') {
+    const client = new Redis({
+      ...RESILIENT_OPTIONS,
+      sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      name: target.name,
+      lazyConnect: true,
+      // Listens for the Sentinels' +switch-master and reconnects to the new master at once.
+      failoverDetector: true,
+      sentinelRetryStrategy: RESILIENT_OPTIONS.retryStrategy,
+      sentinelCommandTimeout: RESILIENT_OPTIONS.commandTimeout,
+    });
+    client.on('error', onError);
+    client.connect().catch(() => undefined);
+    return client;
+  }
   if (target.kind === 'url') {
     const client = new Redis(target.url, { ...RESILIENT_OPTIONS, lazyConnect: true });
     client.on('error', onError);
@@ -74,6 +89,9 @@ export function whenReady(client: RedisClient, timeoutMs: number): Promise<boole
 /** A short human description of the target for the start-up line (no credentials). */
 export function describeTarget(target: RedisTarget): string {
   if (target.kind === 'fake') return 'the embedded fake Redis (in memory: all data is lost on exit)';
+  if (target.kind === 'sentinel') {
+    return `the Redis master "${target.name}" of the Sentinels at ${target.sentinels.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  }
   if (target.kind === 'cluster') {
     return `the Redis Cluster at ${target.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
   }

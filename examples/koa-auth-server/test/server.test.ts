@@ -89,6 +89,21 @@ config('every default is overridable by its variable', () => {
       { host: '::1', port: 7002 },
     ],
   });
+  const sentinel = loadConfig({
+    REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2:26379',
+    REDIS_SENTINEL_NAME: 'auth',
+    REDIS_WAIT_REPLICAS: '1',
+  });
+  assert.equal(sentinel.redis, {
+    kind: 'sentinel',
+    sentinels: [
+      { host: '10.0.0.1', port: 26379 },
+      { host: '10.0.0.2', port: 26379 },
+    ],
+    name: 'auth',
+  });
+  assert.equal(sentinel.durability, { replicas: 1, timeoutMs: 250 });
+  assert.is(loadConfig({ REDIS_WAIT_REPLICAS: '0' }).durability, undefined);
 });
 
 config('development mode needs NODE_ENV ≠ production and a loopback HOST, or LATCHKEY_DEV=1', () => {
@@ -182,6 +197,10 @@ config('malformed values are refused in one line naming the variable', () => {
     [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL/],
     [{ REDIS_URL: 'redis://a', REDIS_CLUSTER: 'b:1' }, /REDIS_CLUSTER/],
     [{ REDIS_CLUSTER: 'host-without-port' }, /REDIS_CLUSTER/],
+    [{ REDIS_SENTINELS: 'a:1' }, /REDIS_SENTINEL_NAME/],
+    [{ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'x', REDIS_URL: 'redis://a' }, /REDIS_SENTINELS/],
+    [{ REDIS_WAIT_REPLICAS: 'one' }, /REDIS_WAIT_REPLICAS/],
+    [{ REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '5000' }, /REDIS_WAIT_TIMEOUT_MS/],
     [{ TLS_CERT_FILE: '/c.pem' }, /TLS_KEY_FILE/],
     [{ PUBLIC_ORIGIN: 'https://example.com/path' }, /PUBLIC_ORIGIN/],
     [{ CSRF_TRUSTED_ORIGINS: 'https://ok.example,not an origin' }, /CSRF_TRUSTED_ORIGINS/],

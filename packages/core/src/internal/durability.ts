@@ -70,6 +70,8 @@ export function durableConnection(redis: RedisClient): RedisClient {
     connection = redis.duplicate() as RedisClient;
     const own = connection;
     own.on('error', () => undefined); // failures reach the caller as StoreUnavailableError
+    // A lazy client's copy is lazy too; without an offline queue its first command would fail.
+    if ((own as { status?: string }).status === 'wait') own.connect().catch(() => undefined);
     redis.once('end', () => own.disconnect());
     dedicated.set(redis, own);
   }

@@ -35,8 +35,9 @@ export function createRedisClient(target: RedisTarget, options: RedisClientOptio
       sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
       name: target.name,
       lazyConnect: true,
-      // Listens for the Sentinels' +switch-master and reconnects to the new master at once.
-      failoverDetector: true,
+      // No failoverDetector: in ioredis 5.11 its disconnect can land while a reconnect is resolving the
+      // master, which ends the client for good (status "end"; seen under load). The master's death closes
+      // the connection anyway, and the reconnect asks the Sentinels for the new one.
       sentinelRetryStrategy: RESILIENT_OPTIONS.retryStrategy,
       sentinelCommandTimeout: RESILIENT_OPTIONS.commandTimeout,
     });

@@ -89,7 +89,9 @@ realRedisSuite('the server’s Redis clients', (test) => {
           30_000,
           'serving again',
         ).catch((error: unknown) => {
-          throw new Error(`${String(error)} (last status ${last}, seen ${[...statuses].join(',')})`);
+          throw new Error(
+            `${String(error)} (last status ${last}, seen ${[...statuses].join(',')}, client ${(redis as { status?: string }).status}, logs ${app.logs.slice(-3).join(' | ').slice(0, 1500)})`,
+          );
         });
         for (const status of statuses)
           assert.ok([200, 503].includes(status), `answered ${status} during the failover`);

@@ -11,6 +11,7 @@ import { REVOKING, toArray, toInt, toOptionalString } from './internal/script.js
 import { userTag } from './keys.js';
 import { passkeyAdd } from './lua/generated/passkey-add.js';
 import { passkeyClaim } from './lua/generated/passkey-claim.js';
+import { passkeyCount } from './lua/generated/passkey-count.js';
 import { passkeyList } from './lua/generated/passkey-list.js';
 import { passkeyLookup } from './lua/generated/passkey-lookup.js';
 import { passkeyRemove } from './lua/generated/passkey-remove.js';
@@ -321,6 +322,19 @@ export class PasskeyCredentials {
       );
     }
     return out;
+  }
+
+  /**
+   * How many credentials the user has (e.g. for an account page). One round trip, read-only.
+   *
+   * @throws {InvalidInputError} when the user id is malformed.
+   * @throws {StoreUnavailableError} when Redis cannot be reached in time.
+   * @example
+   * const body = { mfa: { passkeys: await passkeys.count(userId) } };
+   */
+  async count(userId: string): Promise<number> {
+    checkUserId(userId);
+    return toInt(await this.#ctx.runner.run(passkeyCount, [this.#ctx.keys.passkeyList(userTag(userId))], []));
   }
 
   /**

@@ -98,6 +98,15 @@ backendSuite('PasskeyCredentials.add', (test) => {
     assert.equal(owner, { userId: 'alice', publicKey: cred.publicKey });
     assert.is(events.length, 1);
     assert.is(events[0]?.type, 'passkey.added');
+    let count = -1;
+    assert.is(
+      await ctx.roundTrips.measure(async () => {
+        count = await store.count('alice');
+      }),
+      1,
+    );
+    assert.is(count, 1);
+    assert.is(await store.count('bob'), 0);
   });
 
   test('refuses a credential id the user has, or another user has, changing nothing', async (ctx) => {

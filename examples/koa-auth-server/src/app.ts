@@ -628,6 +628,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         login.authenticatedAt,
         () => new HttpError(401, 'invalid_passkey', 'the passkey is not valid'),
       ),
+    unauthenticated,
     revokeOthers: async (ctx, userId, sessionId) => {
       await sessions.revokeAllForUser(userId, { except: sessionId });
       forgetCookieSessionIf(ctx, (current) => current.userId === userId && current.id !== sessionId);

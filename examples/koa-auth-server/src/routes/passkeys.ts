@@ -48,6 +48,8 @@ export interface PasskeyRouteDeps<S> {
   readonly loginThrottle: (identifier: (ctx: ParameterizedContext<S>) => string) => Middleware<S>;
   /** Creates the session of a login, its refresh token, and answers the login shape with the cookie. */
   readonly logIn: (ctx: ParameterizedContext<S>, login: PasskeyLogin) => Promise<void>;
+  /** The 401 of a protected route whose credential names no usable user. */
+  readonly unauthenticated: (ctx: ParameterizedContext<S>) => HttpError;
   /** Revokes every other session of the user (a credential was added or removed). */
   readonly revokeOthers: (ctx: ParameterizedContext<S>, userId: string, sessionId: string) => Promise<void>;
 }
@@ -96,10 +98,20 @@ export function passkeyRoutes<S extends PasskeyState>(router: Router<S>, deps: P
     new HttpError(400, 'invalid_passkey', 'the passkey registration is not valid');
   const invalidLogin = (): HttpError => new HttpError(401, 'invalid_passkey', 'the passkey is not valid');
 
-  const currentUser = async (ctx: ParameterizedContext<S>): Promise<User & { passwordHash: string }> => {
+  /** The authenticated user, who must have a verified email: credentials have no TTL, and an
+   * unverified account expires (its passkeys would outlive it). */
+  const verifiedUser = async (ctx: ParameterizedContext<S>): Promise<User> => {
     const user = await users.findById(authOf(ctx).userId);
-    if (user === null) throw new HttpError(401, 'unauthenticated', 'authentication required');
+    if (user === null) throw deps.unauthenticated(ctx);
+    if (!user.emailVerified) {
+      throw new HttpError(403, 'email_not_verified', 'verify your email address before adding a passkey');
+    }
     return user;
+  };
+  const authOf = (ctx: ParameterizedContext<S>): { userId: string; sessionId: string } => {
+    const auth = ctx.state.auth;
+    if (auth === undefined) throw deps.unauthenticated(ctx);
+    return auth;
   };
 
   router.post(
@@ -110,11 +122,7 @@ export function passkeyRoutes<S extends PasskeyState>(router: Router<S>, deps: P
     deps.fresh,
     async (ctx) => {
       const { sessionId } = authOf(ctx);
-      const user = await currentUser(ctx);
-      // Credentials have no TTL, and an unverified account expires: its passkeys would outlive it.
-      if (!user.emailVerified) {
-        throw new HttpError(403, 'email_not_verified', 'verify your email address before adding a passkey');
-      }
+      const user = await verifiedUser(ctx);
       const existing = await passkeys.list(user.id);
       const { challenge } = await challenges.issue({ purpose: 'registration', owner: sessionId });
       const { rpID } = relyingParty(ctx);
@@ -146,7 +154,8 @@ export function passkeyRoutes<S extends PasskeyState>(router: Router<S>, deps: P
     deps.withBody,
     async (ctx) => {
       const response = parseRegistration(bodyOf(ctx));
-      const { userId, sessionId } = authOf(ctx);
+      const { sessionId } = authOf(ctx);
+      const userId = (await verifiedUser(ctx)).id;
       const echoed = echoedChallenge(response.response.clientDataJSON);
       const spent = await challenges.consume({
         purpose: 'registration',
@@ -309,12 +318,6 @@ export function passkeyRoutes<S extends PasskeyState>(router: Router<S>, deps: P
 /** The WebAuthn user handle of a user: the bytes of its (random, non-identifying) id. */
 function userHandle(userId: string): Uint8Array<ArrayBuffer> {
   return new Uint8Array(Buffer.from(userId, 'utf8'));
-}
-
-function authOf<S extends PasskeyState>(ctx: ParameterizedContext<S>): { userId: string; sessionId: string } {
-  const auth = ctx.state.auth;
-  if (auth === undefined) throw new HttpError(401, 'unauthenticated', 'authentication required');
-  return auth;
 }
 
 function bodyOf(ctx: ParameterizedContext<unknown>): unknown {

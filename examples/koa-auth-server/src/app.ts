@@ -425,8 +425,9 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   router.get('/auth/me', ...web, authenticated, loadUser, async (ctx) => {
     const { sessionId, via } = auth(ctx);
     const user = ctx.state.user as User;
+    const mfa = { passkeys: await passkeys.count(user.id) };
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { userId: user.id, email: user.email, emailVerified: user.emailVerified, sessionId, via };
+    ctx.body = { userId: user.id, email: user.email, emailVerified: user.emailVerified, sessionId, via, mfa };
   });
 
   router.post('/auth/logout', ...web, async (ctx) => {

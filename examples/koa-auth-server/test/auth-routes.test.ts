@@ -263,6 +263,7 @@ me(
       emailVerified: false,
       sessionId: byCookie.body.sessionId,
       via: 'session',
+      mfa: { passkeys: 0 },
     });
     const byBearer = await client.get('/auth/me', { bearer: user.accessToken, cookies: false });
     assert.equal(byBearer.body, { ...byCookie.body, via: 'bearer' });

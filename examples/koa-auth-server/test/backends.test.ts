@@ -36,6 +36,7 @@ backendSuite('the main flow over HTTP', (test) => {
         emailVerified: false,
         sessionId: me.body.sessionId,
         via: 'bearer',
+        mfa: { passkeys: 0 },
       });
       assert.is((await browser.get('/auth/me')).body.via, 'session');
 

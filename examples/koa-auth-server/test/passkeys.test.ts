@@ -115,6 +115,7 @@ flow('a registered passkey logs in without a password and shows in the list', as
   const me = await browser.get('/auth/me');
   assert.is(me.status, 200);
   assert.is(me.body.userId, user.userId);
+  assert.equal(me.body.mfa, { passkeys: 1 });
   const bearerMe = await app.client().get('/auth/me', { bearer: login.body.accessToken });
   assert.is(bearerMe.body.userId, user.userId);
   const [entry] = (await browser.get('/auth/passkeys')).body.passkeys;

@@ -6,6 +6,7 @@ export {
   type RedisClusterHandle,
   type RedisClusterOptions,
   type RedisServerHandle,
+  type RedisServerOptions,
   rawCommand,
   startRedisCluster,
   startRedisServer,

@@ -14,6 +14,12 @@ export function hasRedisServer(): boolean {
   return probe.status === 0;
 }
 
+/** Options of {@link startRedisServer}. */
+export interface RedisServerOptions {
+  /** Extra `redis-server` arguments, after the defaults (e.g. `['--appendonly', 'yes']`). @default [] */
+  readonly args?: readonly string[];
+}
+
 /** A `redis-server` process this package started, on 127.0.0.1. */
 export interface RedisServerHandle {
   readonly host: '127.0.0.1';
@@ -211,7 +217,7 @@ export async function stopChild(child: ChildProcess | null): Promise<void> {
  * Starts a throwaway `redis-server` on a free port of 127.0.0.1 (no persistence, `noeviction`) and
  * resolves once it answers PING. It is killed by pid when the process exits, also on failure.
  */
-export async function startRedisServer(): Promise<RedisServerHandle> {
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServerHandle> {
   const port = await freePort();
   const dir = makeTempDir('redis');
   let child: ChildProcess | null = null;
@@ -219,7 +225,7 @@ export async function startRedisServer(): Promise<RedisServerHandle> {
     if (child !== null && child.exitCode === null && child.signalCode === null) return;
     mkdirSync(dir, { recursive: true });
     tempDirs.add(dir);
-    child = spawnServer(port, dir, []);
+    child = spawnServer(port, dir, [...(options.args ?? [])]);
     await waitFor(
       async () => (await rawCommand(port, 'PING')).startsWith('+PONG'),
       `redis-server on ${port}`,
@@ -239,7 +245,7 @@ export async function startRedisServer(): Promise<RedisServerHandle> {
       await stopChild(child);
       child = null;
       // A snapshot the test saved is what a later start() loads; the exit hook removes it then.
-      if (!existsSync(join(dir, 'dump.rdb'))) removeTempDir(dir);
+      if (!existsSync(join(dir, 'dump.rdb')) && !existsSync(join(dir, 'appendonlydir'))) removeTempDir(dir);
     },
     start,
   };

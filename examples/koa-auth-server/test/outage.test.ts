@@ -1,3 +1,4 @@
+import type { RedisClient } from '@latchkey/core';
 import { type RedisServerHandle, startRedisServer } from '@latchkey/testing';
 import { realRedisSuite } from '@latchkey/testing/backends';
 import * as assert from 'uvu/assert';
@@ -180,14 +181,32 @@ realRedisSuite('Redis outage', (outage) => {
   );
 });
 
+/** An app on a redis-server of its own (the test stops or freezes it), up and answering. */
+async function withOwnRedis(
+  run: (own: {
+    server: RedisServerHandle;
+    redis: RedisClient;
+    app: TestApp;
+    client: Client;
+  }) => Promise<void>,
+): Promise<void> {
+  const server = await startRedisServer();
+  const redis = createRedisClient({ kind: 'url', url: server.url });
+  const app = await startTestApp({ redis });
+  try {
+    const client = app.client();
+    await eventually(async () => (await client.get('/healthz')).status === 200, 10_000, 'Redis to be up');
+    await run({ server, redis, app, client });
+  } finally {
+    await app.close();
+    await closeRedis(redis);
+    await server.stop();
+  }
+}
+
 realRedisSuite('Redis outage logging', (test) => {
   test('an outage is logged once when it starts and once when it ends, however many requests fail in it', async () => {
-    const server = await startRedisServer();
-    const redis = createRedisClient({ kind: 'url', url: server.url });
-    const app = await startTestApp({ redis });
-    try {
-      const client = app.client();
-      await eventually(async () => (await client.get('/healthz')).status === 200, 10_000, 'Redis to be up');
+    await withOwnRedis(async ({ server, app, client }) => {
       await signUp(client);
       const mark = app.logs.length;
       const pid = server.pid as number;
@@ -218,20 +237,11 @@ realRedisSuite('Redis outage logging', (test) => {
         (e) => e['msg'] === 'request' && e['status'] === 503 && e['level'] !== 30,
       );
       assert.equal(warned503, [], 'a 503 request line is info, not a warning each');
-    } finally {
-      await app.close();
-      await closeRedis(redis);
-      await server.stop();
-    }
+    });
   });
 
   test('a registration whose user write times out answers 503 after one timeout, not two', async () => {
-    const server = await startRedisServer();
-    const redis = createRedisClient({ kind: 'url', url: server.url });
-    const app = await startTestApp({ redis });
-    try {
-      const client = app.client();
-      await eventually(async () => (await client.get('/healthz')).status === 200, 10_000, 'Redis to be up');
+    await withOwnRedis(async ({ redis, client }) => {
       await signUp(client); // defines the user-store scripts on the client
       const commands = redis as unknown as Record<string, unknown>;
       const hang = () => new Promise(() => undefined); // a Redis that took the claim, then froze
@@ -251,10 +261,6 @@ realRedisSuite('Redis outage logging', (test) => {
         commands['appUserCreateV1'] = saved.create;
         commands['appUserReleaseV1'] = saved.release;
       }
-    } finally {
-      await app.close();
-      await closeRedis(redis);
-      await server.stop();
-    }
+    });
   });
 });

@@ -94,14 +94,62 @@ export async function waitForReplicaLinks(ports: readonly number[], timeoutMs = 
   }
 }
 
+/**
+ * @internal SIGKILL / SIGSTOP / SIGCONT of data nodes by port, remembering which are dead or paused, and
+ * the restart of a killed one as a replica (shared by the cluster and the Sentinel deployment).
+ */
+export function nodeSignals(children: Map<number, ChildProcess>) {
+  const dead = new Set<number>();
+  const paused = new Set<number>();
+  const signal = (port: number, name: NodeJS.Signals): void => {
+    const pid = children.get(port)?.pid;
+    if (pid === undefined) throw new Error(`no node on port ${port}`);
+    process.kill(pid, name);
+  };
+  return {
+    dead,
+    paused,
+    kill(port: number): void {
+      signal(port, 'SIGKILL');
+      dead.add(port);
+    },
+    pause(port: number): void {
+      signal(port, 'SIGSTOP');
+      paused.add(port);
+    },
+    resume(port: number): void {
+      signal(port, 'SIGCONT');
+      paused.delete(port);
+    },
+    /** Starts a killed node with `spawn` (after its old process is gone); resolves once it is a synced replica. */
+    async restart(port: number, spawn: () => Promise<void> | void): Promise<void> {
+      const child = children.get(port);
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+        if (!dead.has(port)) return;
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+      await spawn();
+      dead.delete(port);
+      await waitFor(
+        async () => {
+          const info = await rawCommand(port, 'INFO replication');
+          return info.includes('role:slave') && info.includes('master_link_status:up');
+        },
+        `node on ${port} back as a replica`,
+        30_000,
+      );
+    },
+  };
+}
+
 /** @internal The {@link ClusterControl} of a cluster's processes. */
 export function clusterControl(
   ports: readonly number[],
   children: Map<number, ChildProcess>,
   spawnNode: (port: number) => ChildProcess,
 ): ClusterControl {
-  const dead = new Set<number>();
-  const paused = new Set<number>();
+  const nodes = nodeSignals(children);
+  const { dead, paused } = nodes;
   const live = (): number[] => ports.filter((port) => !dead.has(port) && !paused.has(port));
   const view = async (): Promise<NodeLine[]> => {
     for (const port of live()) {
@@ -112,11 +160,6 @@ export function clusterControl(
       }
     }
     throw new Error('no cluster node answers');
-  };
-  const signal = (port: number, name: NodeJS.Signals): void => {
-    const pid = children.get(port)?.pid;
-    if (pid === undefined) throw new Error(`no node on port ${port}`);
-    process.kill(pid, name);
   };
   return {
     async masterOf(key) {
@@ -133,10 +176,7 @@ export function clusterControl(
       if (master === undefined) return [];
       return nodes.filter((n) => n.masterId === master.id).map((n) => n.port);
     },
-    kill(port) {
-      signal(port, 'SIGKILL');
-      dead.add(port);
-    },
+    kill: nodes.kill,
     async awaitPromotion(port, options = {}) {
       const started = performance.now();
       const nodes = await view();
@@ -169,31 +209,11 @@ export function clusterControl(
       );
       return { port: replica.port, ms: Math.round(performance.now() - started) };
     },
-    async restart(port) {
-      const child = children.get(port);
-      if (child !== undefined && child.exitCode === null && child.signalCode === null && !dead.has(port))
-        return;
-      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
-      spawnNode(port);
-      dead.delete(port);
-      await waitFor(
-        async () => {
-          const info = await rawCommand(port, 'INFO replication');
-          return info.includes('role:slave') && info.includes('master_link_status:up');
-        },
-        `node on ${port} back as a replica`,
-        30_000,
-      );
-    },
-    pause(port) {
-      signal(port, 'SIGSTOP');
-      paused.add(port);
-    },
-    resume(port) {
-      signal(port, 'SIGCONT');
-      paused.delete(port);
-    },
+    restart: (port) =>
+      nodes.restart(port, () => {
+        spawnNode(port);
+      }),
+    pause: nodes.pause,
+    resume: nodes.resume,
   };
 }

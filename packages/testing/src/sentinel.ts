@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { nodeSignals } from './cluster-control.js';
 import {
   freePort,
   makeTempDir,
@@ -78,8 +79,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   }
   const [first, second] = ports as [number, number];
   const children = new Map<number, ChildProcess>();
-  const dead = new Set<number>();
-  const paused = new Set<number>();
+  const nodes = nodeSignals(children);
   const startData = (port: number, masterPort: number | null): void => {
     const extra = masterPort === null ? [] : ['--replicaof', '127.0.0.1', String(masterPort)];
     children.set(port, spawnServer(port, dir, extra));
@@ -140,11 +140,6 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     throw error;
   }
   const other = (port: number): number => (port === first ? second : first);
-  const signal = (port: number, signalName: NodeJS.Signals): void => {
-    const pid = children.get(port)?.pid;
-    if (pid === undefined) throw new Error(`no data node on port ${port}`);
-    process.kill(pid, signalName);
-  };
   return {
     name,
     sentinels: sentinelPorts.map((port) => ({ host: '127.0.0.1' as const, port })),
@@ -153,10 +148,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     async replica() {
       return other(await masterPort());
     },
-    kill(port) {
-      signal(port, 'SIGKILL');
-      dead.add(port);
-    },
+    kill: nodes.kill,
     async awaitPromotion(port, promotion = {}) {
       const started = performance.now();
       const next = other(port);
@@ -178,28 +170,9 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       );
       return { port: next, ms: Math.round(performance.now() - started) };
     },
-    async restart(port) {
-      const child = children.get(port);
-      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-        if (!dead.has(port)) return;
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
-      startData(port, await masterPort());
-      dead.delete(port);
-      await waitFor(
-        async () => (await rawCommand(port, 'INFO replication')).includes('master_link_status:up'),
-        `node on ${port} back as a replica`,
-        30_000,
-      );
-    },
-    pause(port) {
-      signal(port, 'SIGSTOP');
-      paused.add(port);
-    },
-    resume(port) {
-      signal(port, 'SIGCONT');
-      paused.delete(port);
-    },
+    restart: (port) => nodes.restart(port, async () => startData(port, await masterPort())),
+    pause: nodes.pause,
+    resume: nodes.resume,
     stop,
   };
 }

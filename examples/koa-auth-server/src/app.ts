@@ -33,7 +33,7 @@ import {
 } from '@latchkey/koa';
 import Koa, { type Middleware, type ParameterizedContext } from 'koa';
 import bodyParser from 'koa-bodyparser';
-import type { Config } from './config.js';
+import { type Config, isLoopbackHostHeader, RESET_CONFIRMS_PER_REQUEST } from './config.js';
 import { type Logger, logSecurityEvent, requestLog } from './logger.js';
 import type { DevOutbox, Mailer, MailPurpose } from './mailer.js';
 import { RedisAvailability } from './outage.js';
@@ -96,11 +96,6 @@ const BODY_LIMIT = '16kb';
 const MAX_TOKEN_FIELD = 512;
 const MAX_CODE_FIELD = 256;
 const HOUR_MS = 60 * 60 * 1000;
-/**
- * Reset confirmations one IP may send per hour, per reset request it may send: each request yields one
- * code of 5 attempts. Without it, one address could spend the guesses of codes requested from many.
- */
-const RESET_CONFIRMS_PER_REQUEST = 5;
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 /** "Fresh" authentication for sensitive routes (HTTP-API.md: `FRESH_AUTH_SECONDS`, 10 minutes). */
 const FRESH_AUTH_MS = 10 * 60 * 1000;
@@ -181,6 +176,18 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     await next();
   });
   app.use(requestLog(logger));
+  if (config.dev) {
+    // Development mode serves codes from its outbox to whoever asks: only to clients that reached it
+    // by a loopback name. A foreign name resolving to 127.0.0.1 (DNS rebinding) gets 421.
+    app.use(async (ctx, next) => {
+      if (isLoopbackHostHeader(ctx.req.headers.host)) return next();
+      ctx.status = 421;
+      ctx.body = {
+        error: 'misdirected_request',
+        message: 'in development mode the server answers only to localhost, 127.0.0.1 or [::1]',
+      };
+    });
+  }
   app.use(
     latchkeyErrors({
       onServerError: (error) => {

@@ -75,6 +75,13 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
 });
 
 const YEAR_SECONDS = 366 * 24 * 3600;
+/** The most events per window the login limiter's `rateLimit` accepts (core's cap). */
+const RATE_LIMIT_MAX = 100_000;
+/**
+ * Reset confirmations one IP may send per hour, per reset request it may send: each request yields one
+ * code of 5 attempts. Without it, one address could spend the guesses of codes requested from many.
+ */
+export const RESET_CONFIRMS_PER_REQUEST = 5;
 
 /** Each limit's variable and bounds (the bounds of the latchkey options they feed). */
 const LIMIT_ENV: ReadonlyArray<readonly [keyof Limits, string, number, number]> = [
@@ -85,7 +92,8 @@ const LIMIT_ENV: ReadonlyArray<readonly [keyof Limits, string, number, number]> 
   ['loginMaxFailures', 'LOGIN_MAX_FAILURES', 1, 100_000],
   ['loginMaxFailuresPerIp', 'LOGIN_MAX_FAILURES_PER_IP', 1, 100_000],
   ['registerMaxPerIp', 'REGISTER_MAX_PER_IP', 1, 100_000],
-  ['resetMaxPerIp', 'RESET_MAX_PER_IP', 1, 100_000],
+  // The confirm route's limit is RESET_CONFIRMS_PER_REQUEST times this one and must fit the limiter.
+  ['resetMaxPerIp', 'RESET_MAX_PER_IP', 1, Math.floor(RATE_LIMIT_MAX / RESET_CONFIRMS_PER_REQUEST)],
   ['passkeyLoginMaxPerIp', 'PASSKEY_LOGIN_MAX_PER_IP', 1, 100_000],
 ];
 
@@ -116,17 +124,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = get('HOST') ?? '127.0.0.1';
   const port = integer('PORT', get('PORT'), 3000, 0, 65535);
 
-  const production = get('NODE_ENV') === 'production';
+  const nodeEnv = get('NODE_ENV')?.toLowerCase();
+  const production = nodeEnv === 'production' || nodeEnv === 'prod';
   const devFlag = get('LATCHKEY_DEV');
   if (devFlag !== undefined && devFlag !== '0' && devFlag !== '1') {
     throw new ConfigError(`LATCHKEY_DEV must be 0 or 1, got "${devFlag}"`);
   }
-  // LATCHKEY_DEV=1 stands in for the loopback HOST, never for NODE_ENV: production never serves the
+  // LATCHKEY_DEV=1 stands in for the automatic rule, never for NODE_ENV: production never serves the
   // dev outbox (which shows every code to whoever asks) or generated keys.
   if (production && devFlag === '1') {
-    throw new ConfigError('LATCHKEY_DEV=1 is not allowed with NODE_ENV=production');
+    throw new ConfigError(`LATCHKEY_DEV=1 is not allowed with NODE_ENV=${get('NODE_ENV')}`);
   }
-  const dev = !production && (devFlag === '1' || isLoopbackHost(host));
 
   const trustProxy = integer('TRUST_PROXY', get('TRUST_PROXY'), 0, 0, 100);
   const certFile = get('TLS_CERT_FILE');
@@ -135,6 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
   }
   const tls = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
+  // Automatic development mode only when every client is local: a loopback HOST with a proxy in front
+  // (TRUST_PROXY) or TLS serves remote clients, and the dev outbox would hand them every reset code.
+  const automatic = isLoopbackHost(host) && trustProxy === 0 && tls === undefined;
+  const dev = !production && (devFlag === '1' || automatic);
 
   const pasetoSecretKey = get('PASETO_SECRET_KEY');
   if (pasetoSecretKey !== undefined && !pasetoSecretKey.startsWith('k4.secret.')) {
@@ -157,7 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     if (missing.length > 0) {
       throw new ConfigError(
-        `refusing to start outside development mode (NODE_ENV=production or HOST ${host} is not loopback) without ${missing.join(', ')}`,
+        `refusing to start outside development mode (${productionReason(production, host, trustProxy, tls !== undefined)}) without ${missing.join(', ')}`,
       );
     }
   }
@@ -213,6 +225,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [field, name, min, max] of LIMIT_ENV) {
     limits[field] = integer(name, get(name), DEFAULT_LIMITS[field], min, max);
   }
+  // Checked again on the derived value, so a change of either constant cannot crash a later start.
+  if (limits.resetMaxPerIp * RESET_CONFIRMS_PER_REQUEST > RATE_LIMIT_MAX) {
+    throw new ConfigError(
+      `RESET_MAX_PER_IP must be at most ${Math.floor(RATE_LIMIT_MAX / RESET_CONFIRMS_PER_REQUEST)} (reset confirmations are limited to ${RESET_CONFIRMS_PER_REQUEST} times it, at most ${RATE_LIMIT_MAX} per hour)`,
+    );
+  }
   if (limits.sessionIdleTtlSeconds > limits.sessionAbsoluteTtlSeconds) {
     throw new ConfigError('SESSION_IDLE_TTL_SECONDS must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
@@ -239,6 +257,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     limits: Object.freeze(limits),
     logLevel,
   });
+}
+
+/** Why the rules of development mode did not apply, for the refusal line. */
+function productionReason(production: boolean, host: string, trustProxy: number, tls: boolean): string {
+  if (production) return 'NODE_ENV is production';
+  if (!isLoopbackHost(host)) return `HOST ${host} is not loopback`;
+  if (trustProxy > 0) return 'TRUST_PROXY is set: clients come through a proxy';
+  if (tls) return 'TLS is configured';
+  return 'development mode is off';
+}
+
+/**
+ * True when a request's `Host` header names the loopback interface as development mode serves it:
+ * `localhost`, `127.0.0.1` or `[::1]`, with or without a port. Anything else in development mode is a
+ * DNS-rebinding attempt (a foreign name resolving to 127.0.0.1) and is answered 421.
+ */
+export function isLoopbackHostHeader(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  const match = /^(localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?$/i.exec(header.trim());
+  return match !== null;
 }
 
 function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {

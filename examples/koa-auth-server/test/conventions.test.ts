@@ -483,6 +483,7 @@ production(
     const app = await startTestApp({
       env: {
         HOST: '0.0.0.0',
+        LATCHKEY_DEV: '0',
         PASETO_SECRET_KEY: key.secret,
         LATCHKEY_SECRET: ServerSecret.generateText(),
         TRUST_PROXY: '1',

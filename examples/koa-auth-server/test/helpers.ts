@@ -24,7 +24,7 @@ export const RELAXED_ENV: Readonly<Record<string, string>> = Object.freeze({
 });
 
 export interface TestAppOptions {
-  /** Environment on top of `HOST=127.0.0.1` (development mode) and {@link RELAXED_ENV}. */
+  /** Environment on top of `HOST=127.0.0.1 TRUST_PROXY=1 LATCHKEY_DEV=1` (development mode: a proxy in front turns the automatic rule off) and {@link RELAXED_ENV}. */
   readonly env?: Record<string, string>;
   /** Without it, a fresh fake Redis (closed with the app). */
   readonly redis?: RedisClient;
@@ -52,7 +52,14 @@ export interface TestApp {
 
 /** Starts the app on 127.0.0.1:<free port> over a real socket. */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const env = { HOST: '127.0.0.1', TRUST_PROXY: '1', LOG_LEVEL: 'info', ...RELAXED_ENV, ...options.env };
+  const env = {
+    HOST: '127.0.0.1',
+    TRUST_PROXY: '1',
+    LATCHKEY_DEV: '1',
+    LOG_LEVEL: 'info',
+    ...RELAXED_ENV,
+    ...options.env,
+  };
   const config = loadConfig(env);
   const logs: string[] = [];
   const sink = new Writable({

@@ -7,7 +7,7 @@ import { type RedisServerHandle, rawCommand, startRedisServer } from '@latchkey/
 import { realRedisSuite } from '@latchkey/testing/backends';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, isLoopbackHost, loadConfig } from '../src/config.js';
+import { ConfigError, isLoopbackHost, isLoopbackHostHeader, loadConfig } from '../src/config.js';
 
 // The configuration rules of HTTP-API.md, and the server process: start-up line, refusal to start,
 // graceful shutdown on SIGTERM / SIGINT.
@@ -59,6 +59,7 @@ config('every default is overridable by its variable', () => {
     PASSKEY_LOGIN_MAX_PER_IP: '7',
     REDIS_URL: 'redis://10.0.0.1:6380/2',
     TRUST_PROXY: '2',
+    LATCHKEY_DEV: '1',
     PORT: '8080',
   });
   assert.equal(c.limits, {
@@ -104,6 +105,98 @@ config('every default is overridable by its variable', () => {
   });
   assert.equal(sentinel.durability, { replicas: 1, timeoutMs: 250 });
   assert.is(loadConfig({ REDIS_WAIT_REPLICAS: '0' }).durability, undefined);
+});
+
+config(
+  'development mode needs NODE_ENV ≠ production (any case, or prod), a loopback HOST, no TRUST_PROXY and no TLS — or LATCHKEY_DEV=1',
+  () => {
+    const tlsFiles = { TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' };
+    const keys = {
+      PASETO_SECRET_KEY: PROD_KEYS.PASETO_SECRET_KEY,
+      LATCHKEY_SECRET: PROD_KEYS.LATCHKEY_SECRET,
+    };
+    const cases: Array<[Record<string, string>, boolean]> = [
+      [{}, true],
+      [{ NODE_ENV: 'development' }, true],
+      [{ NODE_ENV: 'test', HOST: 'localhost' }, true],
+      [{ HOST: '127.0.0.1', TRUST_PROXY: '0' }, true],
+      // A proxy on the same host serves remote clients: production rules.
+      [{ HOST: '127.0.0.1', TRUST_PROXY: '1', ...keys }, false],
+      [{ HOST: '::1', TRUST_PROXY: '3', ...keys }, false],
+      // Serving TLS itself: production rules.
+      [{ HOST: '127.0.0.1', ...tlsFiles, ...keys }, false],
+      // NODE_ENV in any case, and its short form.
+      [{ NODE_ENV: 'Production', HOST: '127.0.0.1', ...PROD_KEYS }, false],
+      [{ NODE_ENV: 'PRODUCTION', HOST: 'localhost', ...PROD_KEYS }, false],
+      [{ NODE_ENV: 'prod', HOST: '127.0.0.1', ...PROD_KEYS }, false],
+      [{ NODE_ENV: ' Prod ', HOST: '127.0.0.1', ...PROD_KEYS }, false],
+      // LATCHKEY_DEV=1 says so explicitly, also with a proxy or TLS; 0 leaves the rule.
+      [{ HOST: '127.0.0.1', TRUST_PROXY: '1', LATCHKEY_DEV: '1' }, true],
+      [{ HOST: '127.0.0.1', ...tlsFiles, LATCHKEY_DEV: '1' }, true],
+      [{ HOST: '127.0.0.1', LATCHKEY_DEV: '0' }, true],
+      [{ HOST: '127.0.0.1', TRUST_PROXY: '1', LATCHKEY_DEV: '0', ...keys }, false],
+    ];
+    for (const [env, dev] of cases) assert.is(loadConfig(env).dev, dev, JSON.stringify(env));
+    for (const nodeEnv of ['Production', 'prod', 'PROD']) {
+      assert.throws(
+        () => loadConfig({ NODE_ENV: nodeEnv, LATCHKEY_DEV: '1', ...PROD_KEYS }),
+        (error: unknown) =>
+          error instanceof ConfigError && /LATCHKEY_DEV=1 is not allowed/.test(error.message),
+        nodeEnv,
+      );
+    }
+  },
+);
+
+config('HOST=127.0.0.1 with TRUST_PROXY=1 and NODE_ENV unset refuses to start without the keys', () => {
+  for (const env of [
+    { HOST: '127.0.0.1', TRUST_PROXY: '1' },
+    { HOST: 'localhost', TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' },
+    { HOST: '127.0.0.1', TRUST_PROXY: '1', NODE_ENV: 'development' },
+  ]) {
+    try {
+      loadConfig(env);
+      assert.unreachable(JSON.stringify(env));
+    } catch (error) {
+      assert.instance(error, ConfigError);
+      const line = (error as Error).message;
+      assert.match(
+        line,
+        /^refusing to start outside development mode \((TRUST_PROXY is set|TLS is configured)/,
+      );
+      assert.match(line, /PASETO_SECRET_KEY/);
+      assert.match(line, /LATCHKEY_SECRET/);
+    }
+  }
+});
+
+config('a dev-mode Host check accepts only localhost, 127.0.0.1 and [::1], with or without the port', () => {
+  for (const ok of [
+    'localhost',
+    'localhost:3000',
+    '127.0.0.1',
+    '127.0.0.1:41234',
+    '[::1]',
+    '[::1]:3000',
+    'LOCALHOST:80',
+  ]) {
+    assert.ok(isLoopbackHostHeader(ok), ok);
+  }
+  for (const bad of [
+    undefined,
+    '',
+    'evil.example',
+    'evil.example:3000',
+    'localhost.evil.example',
+    '127.0.0.2:3000',
+    '127.0.0.1.nip.io',
+    '[::1]x',
+    '::1',
+    '127.0.0.1:3000:1',
+    'localhost:abc',
+  ]) {
+    assert.not.ok(isLoopbackHostHeader(bad), String(bad));
+  }
 });
 
 config('development mode needs NODE_ENV ≠ production and a loopback HOST, or LATCHKEY_DEV=1', () => {
@@ -189,6 +282,9 @@ config('malformed values are refused in one line naming the variable', () => {
     [{ LATCHKEY_DEV: 'yes' }, /LATCHKEY_DEV/],
     // Development mode (the outbox shows every code) is never on in production, whatever else is set.
     [{ NODE_ENV: 'production', LATCHKEY_DEV: '1', ...PROD_KEYS }, /LATCHKEY_DEV=1 .*NODE_ENV=production/],
+    // Its confirmations are limited to 5× it, and the limiter accepts at most 100000 per window.
+    [{ RESET_MAX_PER_IP: '20001' }, /^RESET_MAX_PER_IP must be .*20000/],
+    [{ RESET_MAX_PER_IP: '100000' }, /^RESET_MAX_PER_IP must be .*20000/],
     [{ ACCESS_TOKEN_TTL_SECONDS: '0' }, /ACCESS_TOKEN_TTL_SECONDS/],
     [{ ACCESS_TOKEN_TTL_SECONDS: '90000' }, /ACCESS_TOKEN_TTL_SECONDS/],
     [{ REFRESH_REUSE_GRACE_SECONDS: '-1' }, /REFRESH_REUSE_GRACE_SECONDS/],

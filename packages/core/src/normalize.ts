@@ -31,16 +31,24 @@ export const UNKNOWN_IP = 'unknown';
  * Normalizes a client IP address to the bucket it is counted in:
  * IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as Node reports on dual-stack sockets) → `192.0.2.1`;
  * IPv4 → itself; IPv6 → its /64 prefix (`2001:db8:1:2::/64`), since one host usually owns a whole
- * /64; a zone index is dropped; anything else (missing, empty, garbage) → {@link UNKNOWN_IP}, one
- * shared bucket, so that a client cannot escape a limit by sending nonsense.
+ * /64; a zone index is dropped; a port is dropped (`10.0.0.1:1234`, `[2001:db8::1]:443`, as some
+ * proxies write them into `X-Forwarded-For`), so the address with a port is the address; anything else
+ * (missing, empty, garbage) → {@link UNKNOWN_IP}, one shared bucket, so that a client cannot escape a
+ * limit by sending nonsense.
  *
  * @example
  * normalizeIp('::ffff:10.0.0.1') // '10.0.0.1'
+ * normalizeIp('[2001:db8::1]:443') // '2001:db8:0:0::/64'
  */
 export function normalizeIp(input: unknown): string {
   if (typeof input !== 'string' || input.length === 0 || input.length > 64) return UNKNOWN_IP;
   let ip = input.trim();
-  if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+  // `[v6]` or `[v6]:port`, and `a.b.c.d:port`: the port is not part of the address. A bare IPv6
+  // address is never read as having a port (`::1:80` is an address).
+  const bracketed = /^\[([^\]]*)\](?::\d{1,5})?$/.exec(ip);
+  const v4WithPort = /^([0-9.]+):\d{1,5}$/.exec(ip);
+  if (bracketed !== null) ip = bracketed[1] ?? '';
+  else if (v4WithPort !== null) ip = v4WithPort[1] ?? '';
   const zone = ip.indexOf('%');
   if (zone !== -1) ip = ip.slice(0, zone);
   const family = isIP(ip);

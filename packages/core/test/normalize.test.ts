@@ -37,6 +37,28 @@ ip('IPv6 counts per /64', () => {
   assert.is(normalizeIp('::1'), '0:0:0:0::/64');
 });
 
+ip('an address written with a port counts as the address (not the unknown bucket)', () => {
+  assert.is(normalizeIp('10.0.0.1:1234'), '10.0.0.1');
+  assert.is(normalizeIp(' 10.0.0.1:80 '), '10.0.0.1');
+  assert.is(normalizeIp('[2001:db8::1]:443'), '2001:db8:0:0::/64');
+  assert.is(normalizeIp('[2001:db8:1:2::9]:65535'), '2001:db8:1:2::/64');
+  assert.is(normalizeIp('[::ffff:192.0.2.1]:8080'), '192.0.2.1');
+  // A bare IPv6 address is never cut at its last colon.
+  assert.is(normalizeIp('2001:db8:1:2::80'), '2001:db8:1:2::/64');
+  // Malformed ports or addresses stay unparsable.
+  for (const bad of [
+    '10.0.0.1:',
+    '10.0.0.1:123456',
+    '10.0.0.1:x',
+    '[2001:db8::1]:',
+    '[2001:db8::1]x',
+    '999.0.0.1:80',
+    '[10.0.0.1]:80x',
+  ]) {
+    assert.is(normalizeIp(bad), UNKNOWN_IP, bad);
+  }
+});
+
 ip('missing or unparsable addresses share one documented bucket', () => {
   for (const bad of [
     undefined,

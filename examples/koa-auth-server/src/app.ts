@@ -96,6 +96,7 @@ const BODY_LIMIT = '16kb';
 const MAX_TOKEN_FIELD = 512;
 const MAX_CODE_FIELD = 256;
 const HOUR_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * HOUR_MS;
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 /** "Fresh" authentication for sensitive routes (HTTP-API.md: `FRESH_AUTH_SECONDS`, 10 minutes). */
 const FRESH_AUTH_MS = 10 * 60 * 1000;
@@ -155,7 +156,20 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     accountIp: { maxFailures: limits.loginMaxFailures, windowMs: HOUR_MS },
     ip: { maxFailures: limits.loginMaxFailuresPerIp, windowMs: HOUR_MS },
   });
-  const codes = new OneTimeCodes({ ...store, secret: deps.secret });
+  // HTTP-API.md's numbers: budgets and caps count per email, purpose and client IP bucket, with a
+  // larger one across IPs, so a stranger from one address cannot spend the owner's budget or caps.
+  const codes = new OneTimeCodes({
+    ...store,
+    secret: deps.secret,
+    failureBudget: { max: 10, windowMs: DAY_MS },
+    failureBudgetAcrossIps: { max: 100, windowMs: DAY_MS },
+    issueLimits: [
+      { max: 5, windowMs: HOUR_MS },
+      { max: 10, windowMs: DAY_MS },
+    ],
+    issueLimitsAcrossIps: [{ max: 30, windowMs: DAY_MS }],
+    resendCooldownMs: 60_000,
+  });
   const challenges = new WebAuthnChallenges(store);
   const passkeys = new PasskeyCredentials(store);
   const users = new UserStore({ redis, prefix: `${prefix}:app`, clock });
@@ -525,7 +539,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   router.post('/auth/verify-email/request', ...web, authenticated, loadUser, async (ctx) => {
     const user = ctx.state.user as User;
     if (!user.emailVerified) {
-      const issued = await codes.issue({ subject: user.email, purpose: 'verify-email' });
+      const issued = await codes.issue({ subject: user.email, purpose: 'verify-email', ip: ctx.ip });
       if (!issued.ok) throw tooManyAttempts(issued.retryAfterMs);
       send(user.email, 'verify-email', issued.code);
     }
@@ -547,6 +561,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
           subject: user.email,
           purpose: 'verify-email',
           code: input(ctx, 'code').code,
+          ip: ctx.ip,
         });
         if (!checked.ok) throw invalidCode();
         if (!(await users.markEmailVerified(user))) {
@@ -568,7 +583,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       const user = await users.findByEmail(email);
       // A code is issued for unknown addresses too (and never sent): the answer, its timing and the
       // cooldown behave the same whether or not an account exists.
-      const issued = await codes.issue({ subject: email, purpose: 'password-reset' });
+      const issued = await codes.issue({ subject: email, purpose: 'password-reset', ip: ctx.ip });
       if (issued.ok && user !== null) send(user.email, 'password-reset', issued.code);
       ctx.status = 202;
       ctx.body = { status: 'sent' };
@@ -592,11 +607,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         subject: email,
         purpose: 'password-reset',
         code: code,
+        ip: ctx.ip,
       });
       if (!checked.ok) throw invalidCode();
       const user = await users.findByEmail(email);
       if (user === null) throw invalidCode();
-      if (!(await users.setPasswordHash(user.id, await hasher.hash(newPassword)))) throw invalidCode();
+      // The code proved the mailbox: the same write marks the email verified and ends the expiry of an
+      // unverified account (a squatter's registration of the owner's address becomes the owner's).
+      if (!(await users.resetPassword(user, await hasher.hash(newPassword)))) throw invalidCode();
       // After the new hash is written: a login that checked the old password before this instant is
       // refused by the session store's stale-authentication check.
       await sessions.revokeAllForUser(user.id);

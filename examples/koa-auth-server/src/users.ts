@@ -99,11 +99,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
 // Writes only to an existing record (one that expired is never resurrected without a TTL), and with
-// ARGV[3] set only while the stored hash is still that one (compare-and-set).
+// ARGV[3] set only while the stored hash is still that one (compare-and-set). ARGV[4] = '1' (a reset
+// by emailed code) also marks the email verified and makes the record permanent, in the same step.
 const SET_PASSWORD = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'ph') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], 'ph', ARGV[1], 'pa', ARGV[2])
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'ev', '1')
+  redis.call('PERSIST', KEYS[1])
+end
 return 1`;
 
 const VERIFY = `
@@ -117,7 +122,7 @@ const SCRIPTS = {
   appUserReleaseV1: { numberOfKeys: 1, lua: RELEASE },
   appUserPersistClaimV1: { numberOfKeys: 1, lua: PERSIST_CLAIM },
   appUserCreateV1: { numberOfKeys: 1, lua: CREATE },
-  appUserSetPasswordV2: { numberOfKeys: 1, lua: SET_PASSWORD },
+  appUserSetPasswordV3: { numberOfKeys: 1, lua: SET_PASSWORD },
   appUserVerifyV1: { numberOfKeys: 1, lua: VERIFY },
 } as const;
 
@@ -220,9 +225,26 @@ export class UserStore {
    */
   async setPasswordHash(userId: string, passwordHash: string, expected?: string): Promise<boolean> {
     const reply = await this.#run(
-      'appUserSetPasswordV2',
+      'appUserSetPasswordV3',
       [this.userKey(userId)],
-      [passwordHash, this.#clock.now(), expected ?? ''],
+      [passwordHash, this.#clock.now(), expected ?? '', '0'],
+    );
+    return Number(reply) === 1;
+  }
+
+  /**
+   * A password reset by emailed code: replaces the hash and — the code proved the mailbox — marks the
+   * email verified and makes the account permanent in the same write. The claim is made permanent
+   * first (as {@link markEmailVerified} does), so a failure in between never leaves a permanent user
+   * whose address another registration can take. False when the user or its claim is gone.
+   */
+  async resetPassword(user: User, passwordHash: string): Promise<boolean> {
+    const claimed = await this.#run('appUserPersistClaimV1', [this.emailKey(user.email)], [`${user.id}|`]);
+    if (Number(claimed) !== 1) return false;
+    const reply = await this.#run(
+      'appUserSetPasswordV3',
+      [this.userKey(user.id)],
+      [passwordHash, this.#clock.now(), '', '1'],
     );
     return Number(reply) === 1;
   }

@@ -82,7 +82,18 @@ backendSuite('the main flow over HTTP', (test) => {
       assert.is((await app.client().post('/auth/login', { email, password: 'first password' })).status, 401);
       assert.is((await app.client().post('/auth/login', { email, password: 'second password' })).status, 200);
 
-      assert.equal(await keysWithoutTtl(), [], 'an unverified account and everything of latchkey expire');
+      // The reset proved the mailbox: the account (record and email claim) is permanent now; everything
+      // of latchkey still expires.
+      const users = new UserStore({ redis, prefix: `${prefix}:app` });
+      const permanent = (await keysWithoutTtl()).sort();
+      const expected = [users.userKey(registered.body.userId), users.emailKey(email)].map((k) =>
+        permanent.find((key) => key.endsWith(k)),
+      );
+      assert.is(permanent.length, 2, 'only the reset account is permanent');
+      assert.ok(
+        expected.every((k) => k !== undefined),
+        'the user record and its claim',
+      );
     } finally {
       await app.close();
     }

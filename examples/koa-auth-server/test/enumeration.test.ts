@@ -96,7 +96,9 @@ enumeration(
   'password-reset request: known, unknown, inside the cooldown and over the cap — one answer, the same commands',
   async ({ app, clock }) => {
     const user = await signUp(app.client());
-    const request = (email: string) => () => app.client().post('/auth/password-reset/request', { email });
+    // One address: the issue caps count per email, purpose and client IP bucket.
+    const client = app.client();
+    const request = (email: string) => () => client.post('/auth/password-reset/request', { email });
     const known = await traced(app, request(user.email));
     const unknown = await traced(app, request('nobody@example.com'));
     const cooldown = await traced(app, request(user.email));

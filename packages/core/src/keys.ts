@@ -58,7 +58,8 @@ export function assertSameSlot(keys: readonly string[], script: string): void {
  * | `P:l:ip:{<ip>}` | zset | login failures per IP |
  * | `P:l:a:{<hmac(account)>}` | zset | login failures per account across IPs |
  * | `P:c:{<hmac(subject)>}:<purpose>` | hash | the current one-time code of a subject and purpose |
- * | `P:cb:{<hmac(subject)>}:<purpose>` | hash | failure budget and issue counts of a subject and purpose |
+ * | `P:cb:{<hmac(subject)>}:<purpose>` | hash | failure budget and issue counts of a subject and purpose across IPs |
+ * | `P:cb:{<hmac(subject)>}:<purpose>:<hmac(ip bucket)>` | hash | the same per client IP bucket (`-`: calls without an IP) |
  * | `P:wc:{<sha256(purpose, owner)>}` | hash | the outstanding WebAuthn challenge of an owner (digest) |
  * | `P:pk:{T}:<sha256(credential id)>` | hash | one passkey credential of the user |
  * | `P:pkx:{T}` | zset | the user's passkey credentials (id digests), by createdAt |
@@ -137,6 +138,11 @@ export class KeySpace {
 
   codeBudget(subjectDigest: string, purpose: string): string {
     return `${this.base('cb', subjectDigest)}:${purpose}`;
+  }
+
+  /** The failure budget and issue counts of one client IP bucket (an HMAC, or `-` for none). */
+  codeBucketBudget(subjectDigest: string, purpose: string, bucket: string): string {
+    return `${this.codeBudget(subjectDigest, purpose)}:${bucket}`;
   }
 
   webauthnChallenge(ownerDigest: string): string {

@@ -13,7 +13,7 @@ import { REVOKING, toArray, toInt, toOptionalString } from './internal/script.js
 import { codeIssue } from './lua/generated/code-issue.js';
 import { codeRevoke } from './lua/generated/code-revoke.js';
 import { codeVerify } from './lua/generated/code-verify.js';
-import { MAX_IDENTIFIER_LENGTH, normalizeIdentifier } from './normalize.js';
+import { MAX_IDENTIFIER_LENGTH, normalizeIdentifier, normalizeIp } from './normalize.js';
 import type { ServerSecret } from './secret.js';
 
 const MINUTE = 60_000;
@@ -33,6 +33,8 @@ const MAX_PER_WINDOW = 1000;
 const PURPOSE = /^[a-z0-9-]{1,32}$/;
 /** Sent instead of a digest for input that cannot be a code: no base64url digest equals it. */
 const NO_DIGEST = '!';
+/** The bucket of calls that name no client IP (no base64url digest equals it). */
+const NO_IP_BUCKET = '-';
 
 /** A cap of `max` events per sliding window of `windowMs`. */
 export interface CodeLimit {
@@ -68,21 +70,37 @@ export interface OneTimeCodesOptions extends StoreOptions {
    */
   readonly maxAttempts?: number;
   /**
-   * Failed attempts per subject and purpose across all codes, per sliding window. Resending a code
-   * never resets it. While it is spent, `verify()` compares nothing and `issue()` sends nothing.
+   * Failed attempts per subject, purpose and client IP bucket (the `ip` of the call, normalized with
+   * {@link normalizeIp}; calls without `ip` share one bucket) across all codes, per sliding window.
+   * Resending a code never resets it. While it is spent, `verify()` compares nothing and `issue()`
+   * sends nothing for that bucket — a stranger who spends his bucket's budget does not block the
+   * owner's attempts from another address.
    * @default { max: 10, windowMs: 86_400_000 } (10 per 24 hours)
    */
   readonly failureBudget?: CodeLimit;
   /**
-   * Minimum time between two codes for one subject and purpose, in ms (0: none).
+   * Failed attempts per subject and purpose across all IP buckets, per sliding window. While it is
+   * spent, the current code is deleted and nothing is compared or sent for anyone.
+   * @default { max: 100, windowMs: 86_400_000 } (100 per 24 hours)
+   */
+  readonly failureBudgetAcrossIps?: CodeLimit;
+  /**
+   * Minimum time between two codes for one subject and purpose (across IP buckets), in ms (0: none).
    * @default 60_000 (60 seconds)
    */
   readonly resendCooldownMs?: number;
   /**
-   * Caps on codes issued per subject and purpose, each over its own sliding window (empty: none).
+   * Caps on codes issued per subject, purpose and client IP bucket, each over its own sliding window
+   * (empty: none). A stranger's requests from one address spend only that address's caps.
    * @default [{ max: 5, windowMs: 3_600_000 }, { max: 10, windowMs: 86_400_000 }]
    */
   readonly issueLimits?: readonly CodeLimit[];
+  /**
+   * Caps on codes issued per subject and purpose across all IP buckets (against mail bombing from
+   * many addresses), each over its own sliding window (empty: none).
+   * @default [{ max: 30, windowMs: 86_400_000 }]
+   */
+  readonly issueLimitsAcrossIps?: readonly CodeLimit[];
   /**
    * Normalize subjects with {@link normalizeIdentifier} (trim, NFC, lower-case), so an email typed
    * two ways is one subject. Turn off when subjects are case-sensitive ids.
@@ -97,6 +115,14 @@ export interface CodeTarget {
   readonly subject: string;
   /** What the code is for: 1 to 32 of `a-z 0-9 -`, e.g. `verify-email`, `password-reset`, `2fa`. */
   readonly purpose: string;
+  /**
+   * The client's IP address (e.g. Koa's `ctx.ip`), normalized with {@link normalizeIp} into the
+   * bucket that `failureBudget` and `issueLimits` count per; garbage falls into the shared unknown
+   * bucket. Without it, every call of the subject and purpose shares one bucket: the per-bucket
+   * budget and caps then count per subject and purpose, as if all calls came from one address.
+   * Pass it wherever a stranger can make the calls (reset and verification flows by email).
+   */
+  readonly ip?: string;
 }
 
 /** A presented code, for {@link OneTimeCodes.verify}. */
@@ -154,10 +180,15 @@ interface Resolved {
   readonly recordTtlMs: number;
   readonly maxAttempts: number;
   readonly failureBudget: CodeLimit;
+  readonly failureBudgetAcrossIps: CodeLimit;
   readonly resendCooldownMs: number;
   readonly issueLimits: readonly CodeLimit[];
-  readonly historyMs: number;
-  readonly budgetTtlMs: number;
+  readonly issueLimitsAcrossIps: readonly CodeLimit[];
+  /** How far back the bucket record keeps issues, and the subject record (cooldown included), in ms. */
+  readonly bucketHistoryMs: number;
+  readonly subjectHistoryMs: number;
+  readonly bucketTtlMs: number;
+  readonly subjectTtlMs: number;
   readonly normalizeSubject: boolean;
 }
 
@@ -206,7 +237,7 @@ export class OneTimeCodes {
    * if (!sent.ok) ctx.set('Retry-After', String(Math.ceil(sent.retryAfterMs / 1000)));
    */
   async issue(target: CodeTarget): Promise<IssueCodeResult> {
-    const { subjectDigest, purpose } = this.#target(target);
+    const { subjectDigest, purpose, bucket } = this.#target(target);
     const o = this.#options;
     const now = this.#ctx.clock.now();
     const code = generateCode(o.alphabet, o.length);
@@ -215,31 +246,48 @@ export class OneTimeCodes {
       String(now),
       String(now - o.failureBudget.windowMs),
       String(o.failureBudget.max),
+      String(now - o.failureBudgetAcrossIps.windowMs),
+      String(o.failureBudgetAcrossIps.max),
       String(now - o.resendCooldownMs),
-      String(now - o.historyMs),
+      String(now - o.bucketHistoryMs),
+      String(now - o.subjectHistoryMs),
       this.#codeDigest(subjectDigest, purpose, code),
       String(expiresAt),
       String(o.recordTtlMs),
-      String(o.budgetTtlMs),
-      String(o.issueLimits.length),
+      String(o.subjectTtlMs),
+      String(o.bucketTtlMs),
     ];
-    for (const limit of o.issueLimits) args.push(String(now - limit.windowMs), String(limit.max));
-    const reply = toArray(await this.#ctx.runner.run(codeIssue, this.#keys(subjectDigest, purpose), args));
+    for (const limits of [o.issueLimits, o.issueLimitsAcrossIps]) {
+      args.push(String(limits.length));
+      for (const limit of limits) args.push(String(now - limit.windowMs), String(limit.max));
+    }
+    const reply = toArray(
+      await this.#ctx.runner.run(codeIssue, this.#keys(subjectDigest, purpose, bucket), args),
+    );
     const mask = toInt(reply[0]);
     if (mask === 0) return Object.freeze({ ok: true, code, expiresAt });
-    const failures = parseInstants(reply[1]);
-    const issues = parseInstants(reply[2]);
+    const bucketFailures = parseInstants(reply[1]);
+    const bucketIssues = parseInstants(reply[2]);
+    const subjectFailures = parseInstants(reply[3]);
+    const subjectIssues = parseInstants(reply[4]);
     let reason: IssueRefusal;
     let retryAfterMs: number;
     if (mask & 4) {
       reason = 'budget_exhausted';
-      retryAfterMs = waitFor(failures, o.failureBudget, now);
+      retryAfterMs = this.#budgetWait(bucketFailures, subjectFailures, now);
     } else {
       reason = mask & 2 ? 'issue_limit' : 'cooldown';
       retryAfterMs = 1;
-      if (mask & 1) retryAfterMs = waitFor(issues, { max: 1, windowMs: o.resendCooldownMs }, now);
+      if (mask & 1) {
+        retryAfterMs = waitFor(subjectIssues, { max: 1, windowMs: o.resendCooldownMs }, now);
+      }
       if (mask & 2) {
-        for (const limit of o.issueLimits) retryAfterMs = Math.max(retryAfterMs, waitFor(issues, limit, now));
+        for (const limit of o.issueLimits) {
+          retryAfterMs = Math.max(retryAfterMs, waitFor(bucketIssues, limit, now));
+        }
+        for (const limit of o.issueLimitsAcrossIps) {
+          retryAfterMs = Math.max(retryAfterMs, waitFor(subjectIssues, limit, now));
+        }
       }
     }
     return Object.freeze({ ok: false, reason, retryAfterMs });
@@ -261,7 +309,7 @@ export class OneTimeCodes {
    * if (checked.ok) await users.markEmailVerified(userId);
    */
   async verify(target: CodeAttempt): Promise<VerifyCodeResult> {
-    const { subjectDigest, purpose } = this.#target(target);
+    const { subjectDigest, purpose, bucket } = this.#target(target);
     const presented: unknown = target.code;
     if (typeof presented !== 'string') throw new InvalidInputError('code must be a string');
     const o = this.#options;
@@ -272,14 +320,17 @@ export class OneTimeCodes {
     const reply = toArray(
       await this.#ctx.runner.run(
         codeVerify,
-        this.#keys(subjectDigest, purpose),
+        this.#keys(subjectDigest, purpose, bucket),
         [
           String(now),
           String(now - o.failureBudget.windowMs),
           String(o.failureBudget.max),
+          String(now - o.failureBudgetAcrossIps.windowMs),
+          String(o.failureBudgetAcrossIps.max),
           digest,
           String(o.maxAttempts),
-          String(o.budgetTtlMs),
+          String(o.subjectTtlMs),
+          String(o.bucketTtlMs),
         ],
         REVOKING,
       ),
@@ -290,7 +341,7 @@ export class OneTimeCodes {
     if (events & 2) this.#exhausted(now, subjectDigest, purpose, 'budget');
     if (status === 0) return Object.freeze({ ok: true });
     if (status === 5) {
-      const retryAfterMs = waitFor(parseInstants(reply[2]), o.failureBudget, now);
+      const retryAfterMs = this.#budgetWait(parseInstants(reply[2]), parseInstants(reply[3]), now);
       return Object.freeze({ ok: false, reason: 'budget_exhausted', retryAfterMs });
     }
     const reason = VERIFY_REASONS[status - 1];
@@ -313,7 +364,7 @@ export class OneTimeCodes {
     await this.#ctx.runner.run(codeRevoke, [this.#ctx.keys.code(subjectDigest, purpose)], [], REVOKING);
   }
 
-  #target(target: CodeTarget): { subjectDigest: string; purpose: string } {
+  #target(target: CodeTarget): { subjectDigest: string; purpose: string; bucket: string } {
     if (target === null || typeof target !== 'object') {
       throw new InvalidInputError('expected an object with subject and purpose');
     }
@@ -324,11 +375,32 @@ export class OneTimeCodes {
     const subject = this.#options.normalizeSubject
       ? normalizeIdentifier(target.subject)
       : rawSubject(target.subject);
-    return { subjectDigest: hmac(this.#subjectKey, `latchkey/code-subject\u0000${subject}`), purpose };
+    const subjectDigest = hmac(this.#subjectKey, `latchkey/code-subject\u0000${subject}`);
+    // The IP bucket reaches Redis only as an HMAC (addresses are personal data), bound to the subject.
+    const ip: unknown = target.ip;
+    const bucket =
+      ip === undefined
+        ? NO_IP_BUCKET
+        : hmac(this.#subjectKey, `latchkey/code-ip\u0000${subjectDigest}\u0000${normalizeIp(ip)}`);
+    return { subjectDigest, purpose, bucket };
   }
 
-  #keys(subjectDigest: string, purpose: string): string[] {
-    return [this.#ctx.keys.code(subjectDigest, purpose), this.#ctx.keys.codeBudget(subjectDigest, purpose)];
+  #keys(subjectDigest: string, purpose: string, bucket: string): string[] {
+    const keys = this.#ctx.keys;
+    return [
+      keys.code(subjectDigest, purpose),
+      keys.codeBudget(subjectDigest, purpose),
+      keys.codeBucketBudget(subjectDigest, purpose, bucket),
+    ];
+  }
+
+  /** How long until neither failure budget is spent (≥ 1 ms). */
+  #budgetWait(bucketFailures: readonly number[], subjectFailures: readonly number[], now: number): number {
+    const o = this.#options;
+    return Math.max(
+      waitFor(bucketFailures, o.failureBudget, now),
+      waitFor(subjectFailures, o.failureBudgetAcrossIps, now),
+    );
   }
 
   // Bound to subject and purpose, so a stored digest can never verify for another pair.
@@ -410,19 +482,27 @@ function resolveOptions(options: OneTimeCodesOptions): Resolved {
   const ttlMs = duration('ttlMs', options.ttlMs, 10 * MINUTE, 1000);
   const maxAttempts = positiveInt('maxAttempts', options.maxAttempts, 5);
   const failureBudget = limit('failureBudget', options.failureBudget ?? { max: 10, windowMs: DAY });
+  const failureBudgetAcrossIps = limit(
+    'failureBudgetAcrossIps',
+    options.failureBudgetAcrossIps ?? { max: 100, windowMs: DAY },
+  );
   const resendCooldownMs = duration('resendCooldownMs', options.resendCooldownMs, MINUTE, 0);
-  const limits = options.issueLimits ?? [
-    { max: 5, windowMs: HOUR },
-    { max: 10, windowMs: DAY },
-  ];
-  if (!Array.isArray(limits) || limits.length > MAX_ISSUE_LIMITS) {
-    throw new InvalidOptionError(`issueLimits must be an array of at most ${MAX_ISSUE_LIMITS} limits`);
-  }
-  const issueLimits = Object.freeze(limits.map((l, i) => limit(`issueLimits[${i}]`, l)));
+  const issueLimits = limitList(
+    'issueLimits',
+    options.issueLimits ?? [
+      { max: 5, windowMs: HOUR },
+      { max: 10, windowMs: DAY },
+    ],
+  );
+  const issueLimitsAcrossIps = limitList(
+    'issueLimitsAcrossIps',
+    options.issueLimitsAcrossIps ?? [{ max: 30, windowMs: DAY }],
+  );
   const normalizeSubject = options.normalizeSubject ?? true;
   if (typeof normalizeSubject !== 'boolean')
     throw new InvalidOptionError('normalizeSubject must be a boolean');
-  const historyMs = Math.max(resendCooldownMs, ...issueLimits.map((l) => l.windowMs));
+  const bucketHistoryMs = Math.max(0, ...issueLimits.map((l) => l.windowMs));
+  const subjectHistoryMs = Math.max(resendCooldownMs, ...issueLimitsAcrossIps.map((l) => l.windowMs));
   return Object.freeze({
     alphabet: Object.freeze(alphabet),
     alphabetSet,
@@ -431,10 +511,14 @@ function resolveOptions(options: OneTimeCodesOptions): Resolved {
     recordTtlMs: ttlMs + Math.min(ttlMs, EXPIRED_TAIL_MAX_MS),
     maxAttempts,
     failureBudget,
+    failureBudgetAcrossIps,
     resendCooldownMs,
     issueLimits,
-    historyMs,
-    budgetTtlMs: Math.max(failureBudget.windowMs, historyMs),
+    issueLimitsAcrossIps,
+    bucketHistoryMs,
+    subjectHistoryMs,
+    bucketTtlMs: Math.max(failureBudget.windowMs, bucketHistoryMs),
+    subjectTtlMs: Math.max(failureBudgetAcrossIps.windowMs, subjectHistoryMs),
     normalizeSubject,
   });
 }
@@ -444,6 +528,13 @@ function duration(name: string, value: number | undefined, fallback: number, min
   if (resolved > MAX_DURATION_MS)
     throw new InvalidOptionError(`${name} must be at most ${MAX_DURATION_MS} ms`);
   return resolved;
+}
+
+function limitList(name: string, limits: readonly CodeLimit[]): readonly CodeLimit[] {
+  if (!Array.isArray(limits) || limits.length > MAX_ISSUE_LIMITS) {
+    throw new InvalidOptionError(`${name} must be an array of at most ${MAX_ISSUE_LIMITS} limits`);
+  }
+  return Object.freeze(limits.map((l, i) => limit(`${name}[${i}]`, l)));
 }
 
 function limit(name: string, value: CodeLimit): CodeLimit {

@@ -40,6 +40,12 @@ async function issued(codes: OneTimeCodes, subject: string, purpose: string): Pr
   return result.code;
 }
 
+async function issuedFrom(codes: OneTimeCodes, subject: string, ip: string): Promise<string> {
+  const result = await codes.issue({ subject, purpose: RESET, ip });
+  if (!result.ok) throw new Error(`expected a code, got ${result.reason}`);
+  return result.code;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Unit tier: options and the generator (no Redis).
 
@@ -72,6 +78,9 @@ options('rejects each broken option with InvalidOptionError naming it', () => {
       'issueLimits[1].max',
     ],
     [{ issueLimits: {} as unknown as [] }, 'issueLimits'],
+    [{ failureBudgetAcrossIps: { max: 0, windowMs: DAY } }, 'failureBudgetAcrossIps.max'],
+    [{ issueLimitsAcrossIps: [{ max: 30, windowMs: 10 }] }, 'issueLimitsAcrossIps[0].windowMs'],
+    [{ issueLimitsAcrossIps: 'x' as unknown as [] }, 'issueLimitsAcrossIps'],
     [{ normalizeSubject: 'yes' as unknown as boolean }, 'normalizeSubject'],
   ];
   for (const [extra, name] of cases) {
@@ -89,6 +98,7 @@ options('rejects each broken option with InvalidOptionError naming it', () => {
 
 options('accepts no issue caps, no cooldown and a long magic-link alphabet', () => {
   new OneTimeCodes({ redis: fakeRedis, secret, issueLimits: [], resendCooldownMs: 0 });
+  new OneTimeCodes({ redis: fakeRedis, secret, issueLimits: [], issueLimitsAcrossIps: [] });
   new OneTimeCodes({
     redis: fakeRedis,
     secret,
@@ -620,21 +630,203 @@ backendSuite('OneTimeCodes.revoke', (test) => {
   });
 });
 
+backendSuite('OneTimeCodes per client IP bucket', (test) => {
+  const STRANGER = '198.51.100.7';
+  const OWNER = '203.0.113.20';
+
+  test("a stranger's 10 wrong codes from one address spend only that address's budget", async (ctx) => {
+    const codes = codesFor(ctx);
+    const first = await codes.issue({ subject: 'alice@example.com', purpose: RESET, ip: OWNER });
+    assert.ok(first.ok);
+    for (let i = 0; i < 10; i++) {
+      const checked = await codes.verify({
+        subject: 'alice@example.com',
+        purpose: RESET,
+        code: `x${i}`,
+        ip: STRANGER,
+      });
+      assert.is(checked.ok, false);
+    }
+    // The stranger's bucket is spent (the same address with its port is the same bucket) ...
+    const spent = await codes.verify({
+      subject: 'alice@example.com',
+      purpose: RESET,
+      code: '000000',
+      ip: `${STRANGER}:4711`,
+    });
+    assert.is(spent.ok ? 'ok' : spent.reason, 'budget_exhausted');
+    await ctx.advance(MINUTE);
+    const refused = await codes.issue({ subject: 'alice@example.com', purpose: RESET, ip: STRANGER });
+    assert.is(refused.ok ? 'ok' : refused.reason, 'budget_exhausted');
+    // ... the owner, from another address, still gets a code (the old one burned by the guesses) and uses it.
+    const sent = await codes.issue({ subject: 'alice@example.com', purpose: RESET, ip: OWNER });
+    assert.ok(sent.ok, 'the owner is sent a code');
+    if (!sent.ok) return;
+    assert.equal(
+      await codes.verify({ subject: 'alice@example.com', purpose: RESET, code: sent.code, ip: OWNER }),
+      { ok: true },
+    );
+    // An IPv6 client counts per /64: another host of the stranger's /64 shares his bucket.
+    const v6 = codesFor(ctx, { failureBudget: { max: 2, windowMs: DAY } });
+    for (const ip of ['2001:db8:1:2::1', '[2001:db8:1:2::99]:443']) {
+      await v6.verify({ subject: 'bob', purpose: RESET, code: 'nope', ip });
+    }
+    const v6Spent = await v6.verify({ subject: 'bob', purpose: RESET, code: 'nope', ip: '2001:db8:1:2::5' });
+    assert.is(v6Spent.ok ? 'ok' : v6Spent.reason, 'budget_exhausted');
+    const other64 = await v6.verify({ subject: 'bob', purpose: RESET, code: 'nope', ip: '2001:db8:1:3::5' });
+    assert.is(other64.ok ? 'ok' : other64.reason, 'no_code');
+  });
+
+  test('the budget across IPs (100 per 24 h by default) stops every address, and says when it recovers', async (ctx) => {
+    const codes = codesFor(ctx);
+    const start = ctx.clock.now();
+    // Ten addresses, ten failures each: every bucket and the subject's budget are spent.
+    for (let a = 0; a < 10; a++) {
+      for (let i = 0; i < 10; i++) {
+        await codes.verify({ subject: 'carol', purpose: RESET, code: 'wrong', ip: `192.0.2.${a + 1}` });
+      }
+      await ctx.advance(MINUTE);
+    }
+    const fresh = await codes.issue({ subject: 'carol', purpose: RESET, ip: OWNER });
+    assert.equal(fresh, {
+      ok: false,
+      reason: 'budget_exhausted',
+      retryAfterMs: start + DAY - ctx.clock.now(),
+    });
+    const checked = await codes.verify({ subject: 'carol', purpose: RESET, code: '123456', ip: OWNER });
+    assert.equal(checked, {
+      ok: false,
+      reason: 'budget_exhausted',
+      retryAfterMs: start + DAY - ctx.clock.now(),
+    });
+    await ctx.advance(start + DAY - ctx.clock.now());
+    assert.ok((await codes.issue({ subject: 'carol', purpose: RESET, ip: OWNER })).ok);
+  });
+
+  test('a spent subject budget deletes the code; a spent bucket budget leaves it for the owner', async (ctx) => {
+    const codes = codesFor(ctx, {
+      maxAttempts: 100,
+      failureBudget: { max: 3, windowMs: HOUR },
+      failureBudgetAcrossIps: { max: 5, windowMs: HOUR },
+    });
+    const code = await issuedFrom(codes, 'dave', OWNER);
+    for (let i = 0; i < 3; i++)
+      await codes.verify({ subject: 'dave', purpose: RESET, code: 'bad', ip: STRANGER });
+    assert.equal(await codes.verify({ subject: 'dave', purpose: RESET, code, ip: OWNER }), { ok: true });
+    const next = await (async () => {
+      await ctx.advance(MINUTE);
+      return issuedFrom(codes, 'dave', OWNER);
+    })();
+    for (let i = 0; i < 2; i++)
+      await codes.verify({ subject: 'dave', purpose: RESET, code: 'bad', ip: '192.0.2.9' });
+    // 3 earlier failures were cleared by the success; 2 + 3 more from a third address spend the subject's.
+    for (let i = 0; i < 3; i++)
+      await codes.verify({ subject: 'dave', purpose: RESET, code: 'bad', ip: '192.0.2.10' });
+    const after = await codes.verify({ subject: 'dave', purpose: RESET, code: next, ip: OWNER });
+    assert.is(after.ok ? 'ok' : after.reason, 'budget_exhausted');
+  });
+
+  test('issue caps count per IP bucket (5/h, 10/day): a stranger spends his own, the owner still gets a code', async (ctx) => {
+    const codes = codesFor(ctx);
+    const start = ctx.clock.now();
+    for (let i = 0; i < 5; i++) {
+      assert.ok((await codes.issue({ subject: 'erin', purpose: RESET, ip: STRANGER })).ok, `issue ${i + 1}`);
+      await ctx.advance(MINUTE);
+    }
+    assert.equal(await codes.issue({ subject: 'erin', purpose: RESET, ip: STRANGER }), {
+      ok: false,
+      reason: 'issue_limit',
+      retryAfterMs: start + HOUR - ctx.clock.now(),
+    });
+    assert.ok(
+      (await codes.issue({ subject: 'erin', purpose: RESET, ip: OWNER })).ok,
+      'the owner is sent a code',
+    );
+    // The resend cooldown stays per subject and purpose, across addresses.
+    await ctx.advance(1000);
+    const cooldown = await codes.issue({ subject: 'erin', purpose: RESET, ip: '192.0.2.50' });
+    assert.is(cooldown.ok ? 'ok' : cooldown.reason, 'cooldown');
+  });
+
+  test('issue caps across IPs (30 per day) stop mail bombing from many addresses', async (ctx) => {
+    const codes = codesFor(ctx);
+    const start = ctx.clock.now();
+    for (let a = 0; a < 6; a++) {
+      for (let i = 0; i < 5; i++) {
+        const sent = await codes.issue({ subject: 'frank', purpose: RESET, ip: `192.0.2.${a + 1}` });
+        assert.ok(sent.ok, `address ${a + 1}, issue ${i + 1}`);
+        await ctx.advance(MINUTE);
+      }
+    }
+    assert.equal(await codes.issue({ subject: 'frank', purpose: RESET, ip: OWNER }), {
+      ok: false,
+      reason: 'issue_limit',
+      retryAfterMs: start + DAY - ctx.clock.now(),
+    });
+    await ctx.advance(start + DAY - ctx.clock.now());
+    assert.ok((await codes.issue({ subject: 'frank', purpose: RESET, ip: OWNER })).ok);
+  });
+
+  test('without an ip every call shares one bucket (the per-subject rules of before)', async (ctx) => {
+    const codes = codesFor(ctx);
+    await issued(codes, 'gina', '2fa');
+    for (let i = 0; i < 10; i++) await codes.verify({ subject: 'gina', purpose: '2fa', code: 'bad' });
+    await ctx.advance(MINUTE);
+    const refused = await codes.issue({ subject: 'gina', purpose: '2fa' });
+    assert.is(refused.ok ? 'ok' : refused.reason, 'budget_exhausted');
+  });
+
+  test('issue and verify with an ip are one round trip each; every key has a TTL; none remain after the windows', async (ctx) => {
+    const codes = codesFor(ctx);
+    let code = '';
+    assert.is(
+      await ctx.roundTrips.measure(async () => {
+        code = await issuedFrom(codes, 'hank', OWNER);
+      }),
+      1,
+    );
+    assert.is(
+      await ctx.roundTrips.measure(async () => {
+        await codes.verify({ subject: 'hank', purpose: RESET, code: wrong(code), ip: STRANGER });
+      }),
+      1,
+    );
+    await codes.verify({ subject: 'hank', purpose: RESET, code: 'x', ip: '2001:db8::1' });
+    await codes.issue({ subject: 'ivy', purpose: RESET, ip: STRANGER });
+    assert.equal(await ctx.keysWithoutTtl(), []);
+    assert.ok((await ctx.keys()).length >= 5);
+    await ctx.advance(DAY);
+    assert.equal(await ctx.keys(), []);
+  });
+});
+
 backendSuite('OneTimeCodes storage', (test) => {
   test('a Redis dump holds no code and no subject in clear', async (ctx) => {
     const long = codesFor(ctx, { length: 16 });
     const short = codesFor(ctx, { normalizeSubject: false });
     const email = 'Alice.Liddell@Example.com';
     const userId = 'user-4711';
-    const longCode = await issued(long, email, RESET);
+    const ip = '203.0.113.77';
+    const sent = await long.issue({ subject: email, purpose: RESET, ip });
+    const longCode = sent.ok ? sent.code : '';
     const shortCode = await issued(short, userId, EMAIL);
-    await long.verify({ subject: email, purpose: RESET, code: wrong(longCode) });
+    await long.verify({ subject: email, purpose: RESET, code: wrong(longCode), ip });
     await short.verify({ subject: userId, purpose: EMAIL, code: wrong(shortCode) });
     const dump = await ctx.dump();
-    assert.is(dump.length, 4);
+    // Per subject: the code, the across-IPs record and one IP bucket's record (`-` without an IP).
+    assert.is(dump.length, 6);
     for (const { key, type, content } of dump) {
       assert.is(type, 'hash');
-      for (const secretText of [longCode, email, email.toLowerCase(), userId, 'alice', 'Liddell']) {
+      for (const secretText of [
+        longCode,
+        email,
+        email.toLowerCase(),
+        userId,
+        'alice',
+        'Liddell',
+        ip,
+        '203.0',
+      ]) {
         assert.not.ok(key.includes(secretText), `${key} holds ${secretText}`);
         assert.not.ok(content.includes(secretText), `${key} holds ${secretText}`);
       }
@@ -643,7 +835,10 @@ backendSuite('OneTimeCodes storage', (test) => {
         String(v).split(','),
       );
       assert.not.ok(values.includes(shortCode), `${key} holds the code`);
-      assert.match(key, /:c[b]?:\{[A-Za-z0-9_-]{43}\}:(password-reset|verify-email)$/);
+      assert.match(
+        key,
+        /:(c:\{[A-Za-z0-9_-]{43}\}:(password-reset|verify-email)|cb:\{[A-Za-z0-9_-]{43}\}:(password-reset|verify-email)(:([A-Za-z0-9_-]{43}|-))?)$/,
+      );
     }
   });
 

@@ -28,6 +28,7 @@ import {
   ServerSecret,
   SessionStore,
   StaleAuthenticationError,
+  StoreFailedError,
   type StoreOptions,
   StoreUnavailableError,
   userTag,
@@ -370,6 +371,35 @@ for (const [kind, deploy] of [
           s.events.filter((e) => REVOKING_EVENTS.has(e.type)).map((e) => e.type),
           [],
           'no revocation event was emitted',
+        );
+      } finally {
+        await closeClient(client);
+      }
+    });
+
+    test('fsync (WAITAOF) refuses plainly where the server cannot do it, and nothing claims success', async () => {
+      const d = await deploy();
+      const client = d.connect();
+      try {
+        await ready(client);
+        const prefix = freshPrefix('fsync');
+        const info = String(
+          await (client instanceof Cluster ? client.nodes('master')[0] : client)?.info('server'),
+        );
+        const [major = 0, minor = 0] = (/redis_version:(\d+)\.(\d+)/.exec(info) ?? []).slice(1).map(Number);
+        const s = stores(client, prefix, { ...DURABLE, fsync: true });
+        const { token } = await s.sessions.create('grace', {});
+        const error = await s.sessions.destroy(token).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        assert.ok(error instanceof StoreFailedError, `expected StoreFailedError, got ${String(error)}`);
+        if (major < 7 || (major === 7 && minor < 2)) {
+          assert.match(error.message, /7\.2/, 'says WAITAOF needs Redis 7.2');
+        }
+        assert.equal(
+          s.events.filter((e) => REVOKING_EVENTS.has(e.type)),
+          [],
         );
       } finally {
         await closeClient(client);

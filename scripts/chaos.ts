@@ -18,7 +18,7 @@ const durationArg = process.argv.find((a) => a.startsWith('--duration='));
 const DURATION_MS = Math.min(Number(durationArg?.split('=')[1] ?? 180), 600) * 1000;
 if (!(DURATION_MS > 0)) throw new Error('--duration=<seconds> must be a positive number');
 const VIRTUAL_USERS = 6;
-const FAULT_EVERY_MS = DURATION_MS >= 90_000 ? 25_000 : 8000;
+const FAULT_EVERY_MS = DURATION_MS >= 90_000 ? 25_000 : Math.floor(DURATION_MS / 3); // short runs: one of each
 const FREEZE_MS = 3000;
 const DOWN_MS = 2000;
 const BOUNDS = { slowest503Ms: 2000, recoveryMs: 15_000 };
@@ -217,6 +217,7 @@ async function main(): Promise<number> {
           PORT: String(port),
           REDIS_URL: redis.url,
           TRUST_PROXY: '1',
+          LATCHKEY_DEV: '1', // development mode (the dev outbox) behind TRUST_PROXY: random client IPs
           LOG_LEVEL: 'warn',
           REGISTER_MAX_PER_IP: '10000',
           RESET_MAX_PER_IP: '10000',
@@ -253,12 +254,13 @@ async function main(): Promise<number> {
         if ((await cycle().catch(() => false)) === false) await new Promise((r) => setTimeout(r, 200));
       }
     });
-    let fault = 0;
-    while (performance.now() - started + FAULT_EVERY_MS + 2000 < DURATION_MS) {
-      await new Promise((resolve) => setTimeout(resolve, FAULT_EVERY_MS));
+    // Faults at fixed times (k × FAULT_EVERY_MS), whatever the probes of the last recovery took.
+    for (let k = 1; k * FAULT_EVERY_MS + 1000 < DURATION_MS; k++) {
+      const wait = started + k * FAULT_EVERY_MS - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       const pid = redis.pid;
       if (pid === null) throw new Error('redis-server is not running');
-      const kind = fault++ % 2 === 0 ? 'kill + restart' : 'freeze (SIGSTOP)';
+      const kind = k % 2 === 1 ? 'kill + restart' : 'freeze (SIGSTOP)';
       if (kind === 'kill + restart') {
         process.kill(pid, 'SIGKILL');
         await redis.stop();

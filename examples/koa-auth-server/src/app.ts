@@ -13,6 +13,7 @@ import {
   type ServerSecret,
   type Session,
   SessionStore,
+  type StaleAuthenticationError,
   StoreUnavailableError,
   systemClock,
   WebAuthnChallenges,
@@ -98,6 +99,14 @@ const MAX_CODE_FIELD = 256;
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
+/** How long a login refused as stale waits for a revoke-before mark set by a clock ahead of ours, in ms. */
+const STALE_RETRY_WAIT_MS = 50;
+
+/**
+ * Whether a login refused as stale checked the current password: `authenticatedAt` is the login's,
+ * `mark` the user's revoke-before mark ({@link StaleAuthenticationError.revokedBefore}).
+ */
+type StillCurrent = (authenticatedAt: number, mark: number) => Promise<boolean>;
 /** "Fresh" authentication for sensitive routes (HTTP-API.md: `FRESH_AUTH_SECONDS`, 10 minutes). */
 const FRESH_AUTH_MS = 10 * 60 * 1000;
 
@@ -311,14 +320,19 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     userId: string,
     authenticatedAt: number,
     refused: () => HttpError,
+    stillCurrent?: StillCurrent,
   ): Promise<void> => {
     let created: Session<Data>;
     try {
       created = await ctx.state.sessions.logIn(userId, {}, { authenticatedAt });
     } catch (error) {
-      // The password changed (or everything was revoked) while the credential was being checked.
-      if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw refused();
-      throw error;
+      if (!isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw error;
+      // Everything was revoked (a reset, a change, a logout-all) while — or in the millisecond
+      // before — the credential was checked. Only a credential that is not current any more is
+      // refused: see retryAfterStale.
+      const mark = (error as StaleAuthenticationError).revokedBefore;
+      if (stillCurrent === undefined || !(await stillCurrent(authenticatedAt, mark))) throw refused();
+      created = await retryAfterStale(ctx, userId, mark, refused);
     }
     try {
       const refreshToken = await refreshTokens.issue(created);
@@ -331,6 +345,49 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       throw error;
     }
   };
+
+  /**
+   * The one retry of a login refused as stale although its password is the current one (issue 19: the
+   * revoke-before mark excludes the revocation's own millisecond, so a login sent right after a reset's
+   * 204 can share it). The new authenticatedAt is taken after the refusal and not before the mark; the
+   * store accepts the mark itself (at most 1 ms ahead of its clock). A mark further ahead — set by a
+   * server whose clock runs ahead of this one — is waited for briefly, else the login is refused.
+   */
+  const retryAfterStale = async (
+    ctx: Ctx,
+    userId: string,
+    mark: number,
+    refused: () => HttpError,
+  ): Promise<Session<Data>> => {
+    const deadline = performance.now() + STALE_RETRY_WAIT_MS;
+    while (mark > clock.now() + 1 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    if (mark > clock.now() + 1) throw refused();
+    try {
+      return await ctx.state.sessions.logIn(userId, {}, { authenticatedAt: Math.max(clock.now(), mark) });
+    } catch (error) {
+      if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw refused(); // revoked again meanwhile
+      throw error;
+    }
+  };
+
+  /**
+   * For a login refused as stale: is the password it checked still the current one? Re-reads the hash
+   * now (after the mark was set; resets and changes write the hash before the mark). A hash that
+   * changed is checked again: a password that matches the new hash is current (the check runs after
+   * the mark); the old password never matches it. An unchanged hash counts only when the login began
+   * in the revocation's own millisecond (mark − 1): one that began earlier raced a logout-all and
+   * stays refused, as before.
+   */
+  const passwordStillCurrent =
+    (userId: string, checkedHash: string, password: string): StillCurrent =>
+    async (authenticatedAt, mark) => {
+      const current = await users.findById(userId);
+      if (current === null) return false;
+      if (current.passwordHash === checkedHash) return authenticatedAt >= mark - 1;
+      return hasher.verify(current.passwordHash, password);
+    };
 
   const tooManyAttempts = (retryAfterMs: number): HttpError =>
     new HttpError(429, TOO_MANY_ATTEMPTS.error, TOO_MANY_ATTEMPTS.message, {
@@ -407,7 +464,13 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       // then earlier than this authenticatedAt); the stored hash does not depend on clocks.
       const current = await users.findById(user.id);
       if (current === null || current.passwordHash !== user.passwordHash) throw invalidCredentials(401);
-      await startLoginSession(ctx, user.id, authenticatedAt, () => invalidCredentials(401));
+      await startLoginSession(
+        ctx,
+        user.id,
+        authenticatedAt,
+        () => invalidCredentials(401),
+        passwordStillCurrent(user.id, user.passwordHash, password),
+      );
     },
   );
 

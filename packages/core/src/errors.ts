@@ -77,10 +77,30 @@ export class EvictionPolicyError extends LatchkeyError {
 /**
  * A session was to be created for an authentication that began before the user's
  * "revoke everything before T" mark (a login that raced a password reset or logout-all).
+ *
+ * The mark excludes the revocation's own millisecond, so a login that began right *after* a reset,
+ * in the same millisecond, is refused too. Do not report this as a wrong password: re-read the
+ * credential and, if the presented password matches the CURRENT one (checked after this refusal),
+ * retry the creation once with `authenticatedAt: Math.max(clock.now(), error.revokedBefore)`.
+ *
+ * @example
+ * try {
+ *   return await sessions.create(userId, data, { authenticatedAt });
+ * } catch (error) {
+ *   if (!(error instanceof StaleAuthenticationError)) throw error;
+ *   const current = await users.passwordHash(userId);             // read after the mark was set
+ *   if (!(await argon2.verify(current, password))) throw wrongPassword(); // the old password
+ *   const retryAt = Math.max(clock.now(), error.revokedBefore);    // at most now + 1 is accepted
+ *   return sessions.create(userId, data, { authenticatedAt: retryAt });
+ * }
  */
 export class StaleAuthenticationError extends LatchkeyError {
-  constructor() {
+  /** The user's revoke-before mark, epoch ms: authentications before it are refused. */
+  readonly revokedBefore: number;
+
+  constructor(revokedBefore: number) {
     super('ERR_SESSION_STALE_AUTH', 'the authentication predates a revocation of all sessions of the user');
+    this.revokedBefore = revokedBefore;
   }
 }
 

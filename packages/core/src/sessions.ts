@@ -234,7 +234,10 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const o = this.#options;
     const now = this.#ctx.clock.now();
     const authenticatedAt = options.authenticatedAt ?? now;
-    if (!Number.isSafeInteger(authenticatedAt) || authenticatedAt < 0 || authenticatedAt > now) {
+    // One millisecond ahead is accepted: the revoke-before mark is written as the revocation's instant
+    // + 1, and a login that re-checked the current password after a refusal in that same millisecond
+    // passes the mark itself (StaleAuthenticationError.revokedBefore) as its authenticatedAt.
+    if (!Number.isSafeInteger(authenticatedAt) || authenticatedAt < 0 || authenticatedAt > now + 1) {
       throw new InvalidInputError('authenticatedAt must be an instant in epoch ms, not in the future');
     }
     const idleTimeoutMs = sessionDuration('idleTimeoutMs', options.idleTimeoutMs, o.idleTimeoutMs);
@@ -280,7 +283,8 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     const status = toInt(reply[0]);
     if (status === -1) {
       emitSafely(this.#ctx.onEvent, { type: 'session.stale-auth-refused', at: now, userId });
-      throw new StaleAuthenticationError();
+      const mark = Number(reply[1]);
+      throw new StaleAuthenticationError(Number.isSafeInteger(mark) ? mark : authenticatedAt + 1);
     }
     if (status !== 1) throw new StoreFailedError('unexpected reply from session-create');
     for (let i = 1; i < reply.length; i++) {

@@ -200,6 +200,31 @@ backendSuite('SessionStore.create', (test) => {
     assert.ok(await sessions.get(token));
   });
 
+  test('the stale refusal carries the mark; a retry at the mark (1 ms ahead of now) is accepted, no further', async (ctx) => {
+    const sessions = store(ctx);
+    const at = ctx.clock.now();
+    await sessions.revokeAllForUser('fred'); // the clock stands still: reset and login share a ms
+    let mark = 0;
+    await rejects(
+      sessions.create('fred', {}, { authenticatedAt: at }).catch((error: unknown) => {
+        if (error instanceof StaleAuthenticationError) mark = error.revokedBefore;
+        throw error;
+      }),
+      (e) => e instanceof StaleAuthenticationError,
+      'StaleAuthenticationError',
+    );
+    assert.is(mark, at + 1, 'the mark: the revocation instant + 1 ms');
+    await rejects(
+      sessions.create('fred', {}, { authenticatedAt: ctx.clock.now() + 2 }),
+      (e) => e instanceof InvalidInputError,
+      'InvalidInputError',
+    );
+    const { token, session } = await sessions.create('fred', {}, { authenticatedAt: mark });
+    assert.is(session.authenticatedAt, mark);
+    assert.ok(await sessions.get(token), 'the retried session is alive under the mark');
+    assert.is((await sessions.listForUser('fred')).length, 1);
+  });
+
   test('evicts the oldest sessions beyond maxSessionsPerUser', async (ctx) => {
     const events: SecurityEvent[] = [];
     const sessions = store(ctx, { maxSessionsPerUser: 3 }, events);

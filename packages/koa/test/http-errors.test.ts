@@ -58,7 +58,7 @@ latchkeyErrorsSuite('an unexpected store reply is 503 with Retry-After too, with
 latchkeyErrorsSuite('client-facing latchkey errors keep their status and code', async () => {
   const cases: Array<[Error, number, string]> = [
     [new InvalidInputError('user id must be a non-empty string'), 400, 'invalid_request'],
-    [new StaleAuthenticationError(), 401, 'unauthenticated'],
+    [new StaleAuthenticationError(1_700_000_000_000), 401, 'unauthenticated'],
     [new RefreshTokenReusedError('sid'), 401, 'refresh_token_reused'],
   ];
   for (const [error, status, code] of cases) {

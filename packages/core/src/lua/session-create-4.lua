@@ -17,7 +17,7 @@
 --          boundary by the caller ('' = none), stored as 'a1'..'a4': one longer value would turn the
 --          hash from a compact listpack into a hashtable (hash-max-listpack-value, 64 by default)
 --
--- Returns {-1} when the mark is later than authenticatedAt (nothing written);
+-- Returns {-1, mark} when the mark (as stored) is later than authenticatedAt (nothing written);
 --         {1, evicted sid, ...} on success; {1} for a replay of this very call (ioredis re-sends a
 --         command whose reply was lost to a reconnect: the session exists, nothing more is evicted).
 if redis.call('HGET', KEYS[1] .. ARGV[1], 't') == ARGV[3] then return {1} end
@@ -25,7 +25,7 @@ local mark = redis.call('GET', KEYS[4])
 local markAt = nil
 if type(mark) == 'string' then
   markAt = tonumber(mark)
-  if markAt > tonumber(ARGV[5]) then return {-1} end
+  if markAt > tonumber(ARGV[5]) then return {-1, mark} end
 end
 
 local now = tonumber(ARGV[4])

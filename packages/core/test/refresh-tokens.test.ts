@@ -469,7 +469,48 @@ realRedisSuite('RefreshTokens when Redis stops', (test) => {
   });
 });
 
+backendSuite('SessionStore.regenerate with refresh tokens', (test) => {
+  test('regenerate carries no refresh state to the new id', async (ctx) => {
+    const s = stores(ctx);
+    const { cookie, session, refreshToken } = await login(s);
+    const rotated = await s.refresh.rotate(refreshToken);
+    assert.ok(rotated);
+    await s.refresh.rotate(rotated.token);
+    const next = await s.sessions.regenerate(cookie);
+    assert.ok(next);
+    const keys = new KeySpace(ctx.prefix);
+    const tag = userTag('alice');
+    const fields = await ctx.redis.hmget(keys.session(tag, next.session.id), 'rc', 'rp', 'rt', 'ri', 'rg');
+    assert.equal(fields, [null, null, null, null, null], 'the new session holds no refresh state');
+    assert.is(await ctx.redis.exists(keys.retiredRefresh(tag, next.session.id)), 0);
+    assert.is(await ctx.redis.exists(keys.retiredRefresh(tag, session.id)), 0, 'the old set is gone');
+    // A refresh token issued before the regenerate names the old id and is dead.
+    assert.is(await s.refresh.rotate(rotated.token), null);
+    // The new session starts its own refresh chain.
+    const fresh = await s.refresh.issue(next.session);
+    assert.ok(fresh);
+    assert.ok(await s.refresh.rotate(fresh));
+  });
+});
+
 backendSuite('RefreshTokens.revoke', (test) => {
+  test('revoke() leaves no retired-digest set behind', async (ctx) => {
+    const s = stores(ctx);
+    const { session, refreshToken } = await login(s);
+    const first = await s.refresh.rotate(refreshToken);
+    assert.ok(first);
+    const second = await s.refresh.rotate(first.token);
+    assert.ok(second);
+    const retired = new KeySpace(ctx.prefix).retiredRefresh(userTag('alice'), session.id);
+    assert.ok((await ctx.redis.exists(retired)) === 1, 'two rotations retired a digest into the set');
+    assert.is(await s.refresh.revoke(second.token), true);
+    assert.is(await ctx.redis.exists(retired), 0, 'the retired-digest set went with the session');
+    assert.equal(
+      (await ctx.keys()).filter((key) => key.includes(':rr:')),
+      [],
+    );
+  });
+
   test('ends the session of an issued token, once', async (ctx) => {
     const s = stores(ctx);
     const { cookie, refreshToken } = await login(s);

@@ -786,6 +786,24 @@ backendSuite('SessionStore.revoke', (test) => {
 });
 
 backendSuite('SessionStore.listForUser', (test) => {
+  test('does not list a session authenticated before the user’s revoke-before mark', async (ctx) => {
+    const sessions = store(ctx);
+    const before = await sessions.create('m1', { n: 1 });
+    await ctx.advance(10);
+    const after = await sessions.create('m1', { n: 2 });
+    // A mark between the two authentications, with both sessions still stored (as a revocation made
+    // by a server whose clock is behind leaves them until someone looks). Listing is the first look.
+    const mark = new KeySpace(ctx.prefix).revokeBefore(userTag('m1'));
+    await ctx.redis.set(mark, String(before.session.authenticatedAt + 5), 'PX', 24 * HOUR);
+    assert.equal(
+      (await sessions.listForUser('m1')).map((s) => s.id),
+      [after.session.id],
+      'the listing honours the mark',
+    );
+    assert.is(await sessions.get(before.token), null);
+    assert.ok(await sessions.get(after.token));
+  });
+
   test('lists live sessions only, newest first, and prunes the dead from the index', async (ctx) => {
     const sessions = store(ctx);
     const old = await sessions.create('z1', { n: 1 }, { idleTimeoutMs: 10 * MIN });

@@ -410,6 +410,37 @@ backendSuite('LoginLimiter.check', (test) => {
     assert.is(await ctx.redis.zcard(space.loginIp(ip)), 1, 'only this reservation is left');
   });
 
+  test('no 2x burst at a window edge: any span of one window admits at most the limit (the worst case)', async (ctx) => {
+    const limiter = limiterFor(ctx);
+    const ip = '192.0.2.203';
+    const start = ctx.clock.now();
+    // An attacker probes every 10 minutes and 1 ms either side of every hour edge for three hours,
+    // failing as often as the limiter lets it each time. The clock starts at an arbitrary instant, so a
+    // fixed (epoch-aligned) window would have an edge inside the first hour and admit a second burst there.
+    const probes = new Set<number>();
+    for (let at = 0; at <= 3 * HOUR; at += 10 * 60_000) probes.add(at);
+    for (let k = 1; k <= 3; k++) for (const d of [-1, 0, 1]) probes.add(k * HOUR + d);
+    const admitted: number[] = [];
+    for (const at of [...probes].sort((a, b) => a - b)) {
+      const delta = start + at - ctx.clock.now();
+      if (delta > 0) await ctx.advance(delta);
+      for (let i = 0; i < 10; i++) {
+        const r = await limiter.check('edge@example.com', ip);
+        if (!r.allowed) break;
+        await limiter.settle(r.reservation as LoginReservation, 'failure');
+        admitted.push(at);
+      }
+    }
+    for (const t of admitted) {
+      const inSpan = admitted.filter((u) => u >= t && u < t + HOUR).length;
+      assert.ok(inSpan <= 5, `${inSpan} attempts admitted in the hour from +${t} ms`);
+    }
+    // Worst case pinned: the limit at once, then nothing until that burst is a whole window old
+    // (not at the edge -1 ms), so two bursts are always a full window apart, never 2x in one span.
+    const burst = (at: number) => Array.from({ length: 5 }, () => at);
+    assert.equal(admitted, [...burst(0), ...burst(HOUR), ...burst(2 * HOUR), ...burst(3 * HOUR)]);
+  });
+
   test('a reservation never settled counts as a failure, then expires like one', async (ctx) => {
     const limiter = limiterFor(ctx);
     for (let i = 0; i < 5; i++) assert.ok((await limiter.check('frank@example.com', '192.0.2.70')).allowed);

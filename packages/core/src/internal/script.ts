@@ -87,10 +87,11 @@ export class ScriptRunner {
       );
     }
     assertSameSlot(keys, script.name);
-    if (!usable(this.redis)) {
+    const durability = flags?.revoking === true ? this.durability : null;
+    // The durable connection is checked too: it must not queue a rotation behind an outage either.
+    if (!usable(this.redis) || (durability !== null && !usable(durableConnection(this.redis)))) {
       return Promise.reject(new StoreUnavailableError(`Redis connection is not ready (${script.name})`));
     }
-    const durability = flags?.revoking === true ? this.durability : null;
     let pending: Promise<unknown>;
     try {
       pending =

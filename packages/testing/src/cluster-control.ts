@@ -81,7 +81,7 @@ async function clusterNodes(port: number): Promise<NodeLine[]> {
 const isMaster = (node: NodeLine): boolean => node.flags.includes('master') && !node.flags.includes('fail');
 
 /** Resolves once every replica among `ports` reports `master_link_status:up`. */
-export async function waitForReplicaLinks(ports: readonly number[], timeoutMs = 20_000): Promise<void> {
+export async function waitForReplicaLinks(ports: readonly number[], timeoutMs = 60_000): Promise<void> {
   for (const port of ports) {
     await waitFor(
       async () => {

@@ -106,7 +106,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     await waitFor(
       async () => (await rawCommand(second, 'INFO replication')).includes('master_link_status:up'),
       `replica on ${second}`,
-      20_000,
+      60_000, // a full sync forks; on a loaded machine that can take long
     );
     for (const port of sentinelPorts) {
       const file = join(dir, `sentinel-${port}.conf`);

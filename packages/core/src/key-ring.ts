@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { inspect } from 'node:util';
+import { blake2b } from '@noble/hashes/blake2b';
 import { PublicProtocol } from 'paseto';
 import {
   ExportPublicKeyFactory,
@@ -36,7 +37,8 @@ export type KeySource = string | { readonly file: string };
 export interface VerificationKeyInput {
   /**
    * The key id written to (and read from) token footers. Letters, digits, `.`, `_`, `-`; 1 to 64.
-   * @default the first 16 characters of the base64url SHA-256 of the `k4.public` PASERK
+   * @default the key's PASERK `k4.pid` (`k4.pid.` + base64url of the 33-byte BLAKE2b of `k4.pid.` +
+   *   the `k4.public` PASERK); the pre-k4.pid default id also verifies as an alias
    */
   readonly kid?: string;
   /** A `k4.public.…` PASERK, or `{ file }` holding one. */
@@ -52,7 +54,8 @@ export interface KeyRingOptions {
   readonly signing?: KeySource;
   /**
    * The signing key's id (letters, digits, `.`, `_`, `-`; 1 to 64 characters).
-   * @default the first 16 characters of the base64url SHA-256 of its `k4.public` PASERK
+   * @default its PASERK `k4.pid` (`k4.pid.` + base64url of the 33-byte BLAKE2b of `k4.pid.` + its
+   *   `k4.public` PASERK); the pre-k4.pid default id also verifies as an alias
    */
   readonly kid?: string;
   /** Further keys that verify but never sign: keys being rotated out, or other issuers' keys. */
@@ -105,6 +108,8 @@ export class KeyRing {
   #signing: { kid: string; key: SecretKey } | null = null;
   /** kid → the public key and its PASERK text (to tell "the same key again" from a clash). */
   readonly #verification = new Map<string, { readonly key: PublicKey; readonly paserk: string }>();
+  /** Pre-k4.pid default id → the k4.pid it stands for (keys added without an explicit kid). */
+  readonly #aliases = new Map<string, string>();
   #version = 0;
 
   private constructor() {
@@ -201,10 +206,12 @@ export class KeyRing {
    * @throws {KeyError} when `kid` is the signing key's id.
    */
   removeVerificationKey(kid: string): boolean {
-    if (this.#signing?.kid === kid) {
+    const target = this.#verification.has(kid) ? kid : (this.#aliases.get(kid) ?? kid);
+    if (this.#signing?.kid === target) {
       throw new KeyError('the signing key cannot be removed; set another signing key first');
     }
-    const removed = this.#verification.delete(kid);
+    const removed = this.#verification.delete(target);
+    for (const [alias, of] of this.#aliases) if (of === target) this.#aliases.delete(alias);
     if (removed) this.#publish();
     return removed;
   }
@@ -225,6 +232,7 @@ export class KeyRing {
       throw new KeyError(`a key ring holds at most ${MAX_KEYS} keys; remove retired ones`);
     }
     this.#verification.set(kid, { key, paserk: publicText });
+    if (kidInput === undefined) this.#aliases.set(legacyKid(publicText), kid);
     return kid;
   }
 
@@ -232,6 +240,11 @@ export class KeyRing {
     this.#version++;
     const verification = new Map<string, PublicKey>();
     for (const [kid, entry] of this.#verification) verification.set(kid, entry.key);
+    // An alias never shadows a real id (an explicit kid that happens to equal it wins).
+    for (const [alias, kid] of this.#aliases) {
+      const entry = this.#verification.get(kid);
+      if (entry !== undefined && !verification.has(alias)) verification.set(alias, entry.key);
+    }
     states.set(this, Object.freeze({ signing: this.#signing, verification, version: this.#version }));
   }
 
@@ -257,6 +270,21 @@ function resolveKid(kid: string | undefined, publicText: string): string {
 }
 
 function defaultKid(publicText: string): string {
+  return paserkPid(publicText);
+}
+
+/**
+ * The PASERK `k4.pid` of a `k4.public` PASERK: `k4.pid.` + base64url (no padding) of the 264-bit
+ * (33-byte) BLAKE2b of the bytes `k4.pid.` followed by the `k4.public.…` text.
+ * @internal
+ */
+export function paserkPid(publicText: string): string {
+  const digest = blake2b(new TextEncoder().encode(`k4.pid.${publicText}`), { dkLen: 33 });
+  return `k4.pid.${Buffer.from(digest).toString('base64url')}`;
+}
+
+/** The default key id before k4.pid (kept as an alias so tokens signed under it keep verifying). */
+function legacyKid(publicText: string): string {
   return sha256(`latchkey/kid\u0000${publicText}`).slice(0, 16);
 }
 

@@ -14,7 +14,7 @@ import { type KeyRing, keyRingState } from './key-ring.js';
 import { userTag } from './keys.js';
 import { accessVerify } from './lua/generated/access-verify.js';
 import { isValidJti, RevocationList, resolveRevocationOptions } from './revocation-list.js';
-import { checkUserId, isUserId } from './sessions.js';
+import { AMR_VALUE, checkAmr, checkUserId, isUserId } from './sessions.js';
 
 const v4 = new PublicProtocol(SignFactory, VerifyFactory);
 
@@ -37,7 +37,7 @@ const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_TTL_MS = 24 * 3600_000;
 const MAX_CLAIM_TEXT = 256;
 /** Claims latchkey writes or checks itself; custom claims may not set them. */
-const RESERVED_CLAIMS = new Set(['sub', 'sid', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud']);
+const RESERVED_CLAIMS = new Set(['sub', 'sid', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud', 'amr']);
 
 /** A JSON value inside a token's claims. */
 export type ClaimValue =
@@ -63,6 +63,8 @@ export interface AccessTokenClaims {
   readonly iss?: string;
   readonly aud?: string;
   readonly nbf?: string;
+  /** RFC 8176 authentication methods of the session, when {@link AccessTokens.issue} was given `amr`. */
+  readonly amr?: readonly string[] | undefined;
   /** Custom claims given to {@link AccessTokens.issue}. */
   readonly [claim: string]: ClaimValue | undefined;
 }
@@ -97,6 +99,8 @@ export type AccessTokenVerification =
        * what freshness checks use, never the token's `iat`.
        */
       readonly authenticatedAt: number;
+      /** `claims.amr` (how the session was made, RFC 8176), or empty when the token carries none. */
+      readonly amr: readonly string[];
     }
   | { readonly ok: false; readonly reason: AccessTokenFailure };
 
@@ -106,8 +110,14 @@ export interface IssueAccessTokenInput {
   readonly userId: string;
   /** The public id of the user's live session (`sid`); the token dies with that session. */
   readonly sessionId: string;
-  /** Extra claims. They cannot set `sub`, `sid`, `jti`, `iat`, `exp`, `nbf`, `iss` or `aud`. */
+  /** Extra claims. They cannot set `sub`, `sid`, `jti`, `iat`, `exp`, `nbf`, `iss`, `aud` or `amr`. */
   readonly claims?: Readonly<Record<string, ClaimValue>>;
+  /**
+   * The session's RFC 8176 authentication methods (pass `session.amr`), signed as the `amr` claim so
+   * that a bearer check sees the assurance without another round trip. Rules as `SessionStore.create`.
+   * @default no `amr` claim
+   */
+  readonly amr?: readonly string[] | undefined;
   /**
    * This token's lifetime in ms (at least 1000, at most 24 h).
    * @default the store's `ttlMs`
@@ -209,6 +219,7 @@ interface Verified {
   readonly sessionId: string;
   readonly jti: string;
   readonly expiresAt: number;
+  readonly amr: readonly string[];
   /** The earliest instant (tolerance applied) at which the token is acceptable. */
   readonly notBefore: number;
   /** [session, revoke-before mark, revoked jti] — all under the user's tag. */
@@ -284,6 +295,7 @@ export class AccessTokens {
       if (RESERVED_CLAIMS.has(name))
         throw new InvalidInputError(`claims cannot set the registered claim "${name}"`);
     }
+    const amr = input.amr === undefined ? undefined : checkAmr(input.amr);
     const signing = keyRingState(this.#ring).signing;
     if (signing === null) throw new KeyError('the key ring has no signing key');
 
@@ -298,6 +310,7 @@ export class AccessTokens {
       jti,
       iat: rfc3339(issuedAt),
       exp: rfc3339(expiresAt),
+      ...(amr === undefined ? {} : { amr }),
       ...(this.#options.issuer === undefined ? {} : { iss: this.#options.issuer }),
       ...(this.#options.audience === undefined ? {} : { aud: this.#options.audience }),
     };
@@ -344,6 +357,7 @@ export class AccessTokens {
           jti: verified.jti,
           expiresAt: verified.expiresAt,
           authenticatedAt: toInstant(reply[1]),
+          amr: verified.amr,
         };
       case 1:
         return { ok: false, reason: 'revoked' };
@@ -470,11 +484,22 @@ export class AccessTokens {
 
   /** The claims latchkey relies on, beyond what paseto checked (types, shapes, presence). */
   #checkClaims(claims: Claims): Verified | AccessTokenFailure {
-    const { sub, sid, jti, iat, exp, nbf } = claims;
+    const { sub, sid, jti, iat, exp, nbf, amr } = claims;
     if (!isUserId(sub) || typeof sid !== 'string' || !SESSION_ID.test(sid) || !isValidJti(jti)) {
       return 'claims';
     }
     if (typeof iat !== 'string' || typeof exp !== 'string') return 'claims';
+    let methods: readonly string[] = [];
+    if (amr !== undefined) {
+      if (
+        !Array.isArray(amr) ||
+        amr.length > 8 ||
+        !amr.every((v) => typeof v === 'string' && AMR_VALUE.test(v))
+      ) {
+        return 'claims';
+      }
+      methods = amr as readonly string[];
+    }
     const expiresAt = Date.parse(exp);
     const issuedAt = Date.parse(iat);
     const notBeforeClaim = typeof nbf === 'string' ? Date.parse(nbf) : issuedAt;
@@ -492,6 +517,7 @@ export class AccessTokens {
       sessionId: sid,
       jti,
       expiresAt,
+      amr: methods,
       notBefore: Math.max(issuedAt, notBeforeClaim) - this.#options.clockToleranceMs,
       keys: Object.freeze([
         keys.session(tag, sid),

@@ -52,6 +52,11 @@ export interface Session<Data> {
   ip?: string;
   /** The client's user agent at login, if given (at most 252 bytes of UTF-8; see `create`). */
   userAgent?: string;
+  /**
+   * How the session was made: RFC 8176 authentication method references (`pwd`, `otp`, `mfa`,
+   * `hwk`, `swk`, …) as given to `create`; absent when none were given.
+   */
+  amr?: string[];
 }
 
 /** A partial update of session data: a field set to `undefined` is deleted. */
@@ -81,6 +86,13 @@ export interface CreateSessionOptions {
    * the browser, its version and the platform.
    */
   readonly userAgent?: string;
+  /**
+   * How the user authenticated: RFC 8176 method values such as `pwd`, `otp`, `mfa`, `hwk`, `swk`.
+   * Each value is 1–16 characters of `a-z`, `0-9`, `_` or `-`, at most 8 distinct values, at most 63
+   * bytes together (stored as one compact field); returned by `get` and `listForUser`.
+   * @default []
+   */
+  readonly amr?: readonly string[];
 }
 
 /** Options of {@link SessionStore.revokeAllForUser}. */
@@ -251,6 +263,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
     }
     const ip = metadata('ip', options.ip, 1);
     const userAgent = metadata('userAgent', options.userAgent, USER_AGENT_PIECES);
+    const amr = checkAmr(options.amr);
     const { args: dataArgs, bytes } = encodeData(data, false);
     if (bytes > o.maxDataBytes) throw new SessionDataTooLargeError(o.maxDataBytes);
 
@@ -278,6 +291,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
         userAgent?.[1] ?? '',
         userAgent?.[2] ?? '',
         userAgent?.[3] ?? '',
+        amr.join(' '),
       ]),
     );
     const status = toInt(reply[0]);
@@ -303,6 +317,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
       idleExpiresAt,
       absoluteExpiresAt,
     };
+    if (amr.length > 0) session.amr = amr;
     if (ip !== undefined) session.ip = ip.join('');
     if (userAgent !== undefined) session.userAgent = userAgent.join('');
     return { token: `v1.${tag}.${sessionId}.${secret}` as SessionToken, session };
@@ -466,7 +481,7 @@ export class SessionStore<Data extends Record<string, unknown> = Record<string, 
       ]),
     );
     const out: Session<Data>[] = [];
-    for (let i = 0; i + 10 <= reply.length; i += 10) {
+    for (let i = 0; i + 11 <= reply.length; i += 11) {
       out.push(readSession(reply, i + 1, String(reply[i])) as Session<Data>);
     }
     out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
@@ -789,9 +804,29 @@ function instant(value: unknown): number {
   return n;
 }
 
+/** @internal One RFC 8176 `amr` value as latchkey accepts it. */
+export const AMR_VALUE = /^[a-z0-9_-]{1,16}$/;
+
+/** @internal Validates `amr` values: a fresh, de-duplicated array (stored space-separated). */
+export function checkAmr(amr: readonly string[] | undefined): string[] {
+  if (amr === undefined || amr === null) return [];
+  if (!Array.isArray(amr)) throw new InvalidInputError('amr must be an array of strings');
+  const out: string[] = [];
+  for (const value of amr) {
+    if (typeof value !== 'string' || !AMR_VALUE.test(value)) {
+      throw new InvalidInputError('amr values must be 1-16 characters of a-z, 0-9, _ or -');
+    }
+    if (!out.includes(value)) out.push(value);
+  }
+  if (out.length > 8 || out.join(' ').length > 63) {
+    throw new InvalidInputError('amr holds at most 8 values and 63 bytes');
+  }
+  return out;
+}
+
 /**
- * @internal Reads the nine session values a script returns from `reply[at]` on: user id, createdAt,
- * authenticatedAt, lastSeenAt, idle deadline, absolute deadline, ip, user agent, data.
+ * @internal Reads the ten session values a script returns from `reply[at]` on: user id, createdAt,
+ * authenticatedAt, lastSeenAt, idle deadline, absolute deadline, ip, user agent, data, amr.
  */
 export function readSession(reply: readonly unknown[], at: number, sessionId: string): Session<unknown> {
   const idleExpiresAt = instant(reply[at + 4]);
@@ -816,6 +851,8 @@ export function readSession(reply: readonly unknown[], at: number, sessionId: st
   const ip = reply[at + 6];
   const userAgent = reply[at + 7];
   if (typeof ip === 'string' && ip !== '') session.ip = ip;
+  const amr = reply[at + 9];
+  if (typeof amr === 'string' && amr !== '') session.amr = amr.split(' ');
   if (typeof userAgent === 'string' && userAgent !== '') session.userAgent = userAgent;
   return session;
 }

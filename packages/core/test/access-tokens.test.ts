@@ -24,7 +24,7 @@ import {
   userTag,
 } from '../src/index.js';
 import { LruMap } from '../src/internal/lru.js';
-import { eventually } from './helpers/assertions.js';
+import { eventually, rejects } from './helpers/assertions.js';
 import { startOwnRedis } from './helpers/own-redis.js';
 import { iso, signV4Public } from './helpers/paseto.js';
 import {
@@ -765,6 +765,46 @@ backendSuite('AccessTokens.verify with SessionStore', (test) => {
     assert.ok(await sessions.revoke(user.id, session.id));
     assert.equal(await accessTokens.verify(second.token), { ok: false, reason: 'session_revoked' });
     assert.is(await sessions.revokeAllForUser(user.id), 0);
+  });
+
+  test('carries the session’s amr as a signed claim that verify() exposes in one round trip', async (ctx) => {
+    const { sessions, tokens } = stores(ctx, await ring());
+    const { session } = await sessions.create('amy', {}, { amr: ['pwd', 'otp', 'mfa'] });
+    const issued = await tokens.issue({ userId: 'amy', sessionId: session.id, amr: session.amr });
+    let result: Awaited<ReturnType<AccessTokens['verify']>> | undefined;
+    const trips = await ctx.roundTrips.measure(async () => {
+      result = await tokens.verify(issued.token);
+    });
+    assert.is(trips, 1);
+    assert.ok(result?.ok);
+    if (result?.ok) {
+      assert.equal(result.amr, ['pwd', 'otp', 'mfa']);
+      assert.equal(result.claims.amr, ['pwd', 'otp', 'mfa']);
+    }
+    const plain = await tokens.issue({ userId: 'amy', sessionId: session.id });
+    const r2 = await tokens.verify(plain.token);
+    assert.ok(r2.ok && r2.amr.length === 0 && r2.claims.amr === undefined);
+    await rejects(
+      tokens.issue({ userId: 'amy', sessionId: session.id, amr: ['NOT OK'] }),
+      (e) => e instanceof InvalidInputError,
+      'InvalidInputError',
+    );
+    await rejects(
+      tokens.issue({ userId: 'amy', sessionId: session.id, claims: { amr: ['mfa'] } }),
+      (e) => e instanceof InvalidInputError,
+      'InvalidInputError',
+    );
+    // A signed but malformed amr claim (not minted by issue()) is refused as bad claims.
+    const now = ctx.clock.now();
+    const forged = await forge({
+      sub: 'amy',
+      sid: session.id,
+      jti: 'a'.repeat(22),
+      iat: new Date(Math.floor(now / 1000) * 1000).toISOString(),
+      exp: new Date(Math.floor(now / 1000) * 1000 + 60_000).toISOString(),
+      amr: 'mfa',
+    } as unknown as Claims);
+    assert.equal(await tokens.verify(forged), { ok: false, reason: 'claims' });
   });
 
   test('a token lives with its session and dies when that session is revoked or destroyed', async (ctx) => {

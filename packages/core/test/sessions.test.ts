@@ -376,6 +376,60 @@ backendSuite('SessionStore.create', (test) => {
   });
 });
 
+backendSuite('SessionStore.create amr', (test) => {
+  test('records how the session was made and returns it from get, listForUser and regenerate', async (ctx) => {
+    const sessions = store(ctx);
+    const { token, session } = await sessions.create('amr-user', {}, { amr: ['pwd', 'otp', 'mfa', 'otp'] });
+    assert.equal(session.amr, ['pwd', 'otp', 'mfa']);
+    assert.equal((await sessions.get(token))?.amr, ['pwd', 'otp', 'mfa']);
+    assert.equal(
+      (await sessions.listForUser('amr-user')).map((s) => s.amr),
+      [['pwd', 'otp', 'mfa']],
+    );
+    const moved = await sessions.regenerate(token);
+    assert.equal(moved?.session.amr, ['pwd', 'otp', 'mfa']);
+    const plain = await sessions.create('amr-user', {});
+    assert.is(plain.session.amr, undefined);
+    assert.equal(await sessions.get(plain.token), plain.session);
+    const listed = await sessions.listForUser('amr-user');
+    assert.equal(listed.length, 2);
+    assert.is(listed.find((s) => s.id === plain.session.id)?.amr, undefined);
+  });
+
+  test('refuses bad amr values before any round trip', async (ctx) => {
+    const sessions = store(ctx);
+    for (const amr of [
+      ['PWD'],
+      [''],
+      ['a b'],
+      ['x'.repeat(17)],
+      'pwd',
+      [1],
+      Array.from({ length: 9 }, (_, i) => `m${i}`),
+    ]) {
+      await rejects(
+        sessions.create('amr-user', {}, { amr: amr as unknown as string[] }),
+        (e) => e instanceof InvalidInputError,
+        'InvalidInputError',
+      );
+    }
+    assert.equal(await sessions.listForUser('amr-user'), []);
+  });
+
+  test('keeps a session with amr and a long user agent a compact listpack hash', async (ctx) => {
+    if (ctx.kind === 'fake') return; // ioredis-mock has no encodings
+    const sessions = store(ctx);
+    const { token } = await sessions.create(
+      'amr-user',
+      {},
+      { userAgent: 'U'.repeat(252), amr: ['pwd', 'otp', 'mfa', 'hwk', 'swk', 'user', 'pin', 'face'] },
+    );
+    const [, tag, sid] = token.split('.') as [string, string, string];
+    const key = new KeySpace(ctx.prefix).session(tag, sid);
+    assert.is(await ctx.redis.call('OBJECT', 'ENCODING', key), 'listpack');
+  });
+});
+
 backendSuite('SessionStore.get', (test) => {
   test('slides the idle deadline on use', async (ctx) => {
     const sessions = store(ctx);

@@ -17,10 +17,10 @@
 --         {-1, user id} on reuse of a retired token: the session is deleted;
 --         {1, ...} rotated (or this very call again: ioredis re-sends a command whose reply was lost
 --           to a reconnect, and that must not look like reuse), {3, ...} the same successor again
---           inside the grace window, where ... is the session as in session-get (user id, ..., data).
+--           inside the grace window, where ... is the session as in session-get (user id, ..., data, amr).
 -- The user agent is stored in pieces of at most 63 bytes, 'a1'..'a4' (see session-create).
 local h = redis.call('HMGET', KEYS[1], 'u', 'c', 'm:aa', 's', 'm:ie', 'm:ae', 'ip',
-  'a1', 'd', 'i', 'rc', 'rp', 'rt', 'ri', 'a2', 'a3', 'a4')
+  'a1', 'd', 'i', 'rc', 'rp', 'rt', 'ri', 'a2', 'a3', 'a4', 'am')
 if type(h[1]) ~= 'string' then return 0 end
 
 local now = tonumber(ARGV[2])
@@ -33,6 +33,8 @@ end
 local ip, ua, d = h[7], h[8], h[9]
 if type(ip) ~= 'string' then ip = '' end
 if type(ua) ~= 'string' then ua = '' end
+local am = h[18]
+if type(am) ~= 'string' then am = '' end
 if type(d) ~= 'string' then d = '' end
 for k = 15, 17 do
   if type(h[k]) == 'string' then ua = ua .. h[k] end
@@ -57,16 +59,16 @@ if h[11] == presented then
   redis.call('PEXPIRE', KEYS[2], pttl)
   -- The index lives exactly as long as its longest-lived member.
   if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], pttl) end
-  return {1, h[1], h[2], h[3], ARGV[2], ies, h[6], ip, ua, d}
+  return {1, h[1], h[2], h[3], ARGV[2], ies, h[6], ip, ua, d, am}
 end
 
 if h[12] == presented and h[11] == ARGV[4] and h[14] == ARGV[7] then
-  return {1, h[1], h[2], h[3], h[4], h[5], h[6], ip, ua, d}
+  return {1, h[1], h[2], h[3], h[4], h[5], h[6], ip, ua, d, am}
 end
 
 if h[12] == presented and h[11] == ARGV[4]
     and now - tonumber(h[13]) < tonumber(ARGV[5]) then
-  return {3, h[1], h[2], h[3], h[4], h[5], h[6], ip, ua, d}
+  return {3, h[1], h[2], h[3], h[4], h[5], h[6], ip, ua, d, am}
 end
 
 if h[12] == presented or type(redis.call('ZSCORE', KEYS[2], presented)) == 'string' then

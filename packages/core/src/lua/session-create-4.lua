@@ -16,6 +16,8 @@
 -- ARGV[13..16] the user agent in up to four pieces of at most 63 bytes, each cut at a character
 --          boundary by the caller ('' = none), stored as 'a1'..'a4': one longer value would turn the
 --          hash from a compact listpack into a hashtable (hash-max-listpack-value, 64 by default)
+-- ARGV[17] amr: RFC 8176 method values separated by spaces, at most 63 bytes ('' = none),
+--          stored as 'am'
 --
 -- Returns {-1, mark} when the mark (as stored) is later than authenticatedAt (nothing written);
 --         {1, evicted sid, ...} on success; {1} for a replay of this very call (ioredis re-sends a
@@ -63,6 +65,7 @@ local pieces = {'a1', 'a2', 'a3', 'a4'}
 for k = 1, 4 do
   if ARGV[12 + k] ~= '' then redis.call('HSET', key, pieces[k], ARGV[12 + k]) end
 end
+if ARGV[17] ~= '' then redis.call('HSET', key, 'am', ARGV[17]) end
 redis.call('PEXPIRE', key, ARGV[9])
 
 redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])

@@ -15,9 +15,10 @@
 -- Returns 0 when there is no session for this digest;
 --         {2, user id} when it was dead (and is now deleted);
 --         {1, user id, createdAt, authenticatedAt, lastSeenAt, idle deadline, absolute deadline,
---            ip or '', user agent or '', data} where data is name NUL json NUL name NUL json ...
+--            ip or '', user agent or '', data, amr or ''} where data is name NUL json NUL name NUL
+--            json ... and amr is space-separated RFC 8176 values
 local h = redis.call('HMGET', KEYS[1], 't', 'u', 'c', 'm:aa', 's', 'm:ie', 'm:ae',
-  'ip', 'd', 'a1', 'a2', 'a3', 'a4')
+  'ip', 'd', 'a1', 'a2', 'a3', 'a4', 'am')
 -- A missing field is false on Redis and a truthy non-string on the fake: never equal to the digest.
 if h[1] ~= ARGV[1] then return 0 end
 
@@ -57,4 +58,6 @@ local ua = ''
 for k = 10, 13 do
   if type(h[k]) == 'string' then ua = ua .. h[k] end
 end
-return {1, h[2], h[3], h[4], sa, ies, h[7], ip, ua, d}
+local am = h[14]
+if type(am) ~= 'string' then am = '' end
+return {1, h[2], h[3], h[4], sa, ies, h[7], ip, ua, d, am}

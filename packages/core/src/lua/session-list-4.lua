@@ -7,7 +7,8 @@
 -- ARGV[1]  now (epoch ms)    ARGV[2]  most sessions to return (bounds the reply)
 --
 -- Returns {sid, user id, createdAt, authenticatedAt, lastSeenAt, idle deadline, absolute deadline,
---          ip or '', user agent or '', data, ...} ten values per live session, data as in session-get.
+--          ip or '', user agent or '', data, amr or '', ...} eleven values per live session, data and
+--          amr as in session-get.
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local mark = redis.call('GET', KEYS[4])
@@ -21,7 +22,7 @@ for i = 1, #ids do
   local id = ids[i]
   local key = KEYS[1] .. id
   local h = redis.call('HMGET', key, 'm:ie', 'u', 'c', 'm:aa', 's', 'm:ae', 'ip', 'd', 'a1',
-    'a2', 'a3', 'a4')
+    'a2', 'a3', 'a4', 'am')
   if type(h[1]) ~= 'string' or now >= tonumber(h[1]) or now >= tonumber(h[6])
       or (markAt ~= nil and markAt > tonumber(h[4])) then
     redis.call('DEL', key, KEYS[2] .. id)
@@ -46,6 +47,7 @@ for i = 1, #ids do
     out[#out + 1] = ip
     out[#out + 1] = ua
     out[#out + 1] = d
+    if type(h[13]) == 'string' then out[#out + 1] = h[13] else out[#out + 1] = '' end
   end
 end
 if redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[3]) end

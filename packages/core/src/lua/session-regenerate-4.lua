@@ -15,10 +15,10 @@
 local old = KEYS[1] .. ARGV[1]
 -- The user agent is stored in pieces of at most 63 bytes, 'a1'..'a4' (see session-create).
 local h = redis.call('HMGET', old, 't', 'u', 'c', 'm:aa', 'm:ie', 'm:ae', 'ip', 'a1', 'd', 'i',
-  'a2', 'a3', 'a4')
+  'a2', 'a3', 'a4', 'am')
 if h[1] ~= ARGV[2] then
   local r = redis.call('HMGET', KEYS[1] .. ARGV[4], 't', 'u', 'c', 'm:aa', 's', 'm:ie',
-    'm:ae', 'ip', 'a1', 'd', 'a2', 'a3', 'a4')
+    'm:ae', 'ip', 'a1', 'd', 'a2', 'a3', 'a4', 'am')
   if r[1] ~= ARGV[5] then return 0 end
   local ip, ua, d = r[8], r[9], r[10]
   if type(ip) ~= 'string' then ip = '' end
@@ -27,7 +27,9 @@ if h[1] ~= ARGV[2] then
   for k = 11, 13 do
     if type(r[k]) == 'string' then ua = ua .. r[k] end
   end
-  return {1, r[2], r[3], r[4], r[5], r[6], r[7], ip, ua, d}
+  local am = r[14]
+  if type(am) ~= 'string' then am = '' end
+  return {1, r[2], r[3], r[4], r[5], r[6], r[7], ip, ua, d, am}
 end
 
 local now = tonumber(ARGV[3])
@@ -62,4 +64,6 @@ if type(d) ~= 'string' then d = '' end
 for k = 11, 13 do
   if type(h[k]) == 'string' then ua = ua .. h[k] end
 end
-return {1, h[2], h[3], h[4], ARGV[3], ies, h[6], ip, ua, d}
+local am = h[14]
+if type(am) ~= 'string' then am = '' end
+return {1, h[2], h[3], h[4], ARGV[3], ies, h[6], ip, ua, d, am}

@@ -35,6 +35,7 @@ export {
 } from './http-errors.js';
 export {
   INVALID_LOGIN_IDENTIFIER,
+  type LoginLimiterLike,
   type LoginLimiterMiddlewareOptions,
   type LoginLimitState,
   loginLimiter,
@@ -49,5 +50,6 @@ export {
   type SessionData,
   type SessionMiddlewareOptions,
   type SessionState,
+  type SessionStoreLike,
   session,
 } from './session.js';

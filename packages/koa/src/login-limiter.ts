@@ -2,7 +2,7 @@ import {
   InvalidInputError,
   InvalidOptionError,
   type LoginCheckResult,
-  LoginLimiter,
+  type LoginLimiter,
   type LoginOutcome,
   type LoginPolicyState,
   type Throttle,
@@ -11,6 +11,12 @@ import {
 import type { DefaultState, Middleware, ParameterizedContext } from 'koa';
 import { httpStatusOf } from './http-errors.js';
 import { booleanOption, checkOptionsObject, optionalFunction, requiredFunction } from './internal/options.js';
+
+/**
+ * A core {@link LoginLimiter} by shape: its public members without the class's `#private` ones, so a
+ * limiter from another copy of `@latchkey/core` in the app (another version) type-checks and works.
+ */
+export type LoginLimiterLike = Pick<LoginLimiter, keyof LoginLimiter>;
 
 /** The JSON body of a refused attempt (429). */
 export const TOO_MANY_ATTEMPTS = Object.freeze({
@@ -44,7 +50,7 @@ type Ctx<State> = ParameterizedContext<State>;
 /** Options of {@link loginLimiter}. */
 export interface LoginLimiterMiddlewareOptions<State = DefaultState> {
   /** The core limiter (its policies and fail-open choice apply). */
-  readonly limiter: LoginLimiter;
+  readonly limiter: LoginLimiterLike;
   /**
    * The identifier the client submitted (e.g. `ctx.request.body.email`), read before the route runs
    * (mount a body parser first). Anything that is not a usable identifier — missing, not a string,
@@ -174,7 +180,7 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
 /** Options of {@link rateLimit}. */
 export interface RateLimitOptions<State = DefaultState> {
   /** The core limiter whose Redis (and fail-open choice) the throttle uses. */
-  readonly limiter: LoginLimiter;
+  readonly limiter: LoginLimiterLike;
   /** The name of the throttled action, part of the key: `a-z 0-9 - _`, at most 32 characters. */
   readonly action: string;
   /**
@@ -232,10 +238,19 @@ export function rateLimit<State = DefaultState>(options: RateLimitOptions<State>
 }
 
 /** The options object's core limiter (both factories check these two first). */
-function limiterOption(options: { readonly limiter: LoginLimiter }): LoginLimiter {
+function limiterOption(options: { readonly limiter: LoginLimiterLike }): LoginLimiterLike {
   checkOptionsObject(options);
   const { limiter } = options;
-  if (!(limiter instanceof LoginLimiter)) throw new InvalidOptionError('limiter must be a LoginLimiter');
+  // Duck-typed: a second copy of @latchkey/core (another version in the app) must not break instanceof.
+  if (
+    limiter === null ||
+    typeof limiter !== 'object' ||
+    typeof limiter.check !== 'function' ||
+    typeof limiter.throttle !== 'function' ||
+    typeof limiter.settle !== 'function'
+  ) {
+    throw new InvalidOptionError('limiter must be a LoginLimiter');
+  }
   return limiter;
 }
 
@@ -280,7 +295,7 @@ function rateLimitField(policies: readonly LoginPolicyState[]): string {
 }
 
 async function settleQuietly(
-  limiter: LoginLimiter,
+  limiter: LoginLimiterLike,
   reservation: NonNullable<LoginCheckResult['reservation']>,
   outcome: LoginOutcome,
   onError: (error: unknown) => void,

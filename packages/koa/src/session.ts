@@ -47,10 +47,16 @@ export interface SessionCookieOptions {
 /** The shape session data must have: a plain object of JSON values. */
 export type SessionData = Record<string, unknown>;
 
+/**
+ * A core {@link SessionStore} by shape: its public members without the class's `#private` ones, so a
+ * store from another copy of `@latchkey/core` in the app (another version) type-checks and works.
+ */
+export type SessionStoreLike<Data extends SessionData> = Pick<SessionStore<Data>, keyof SessionStore<Data>>;
+
 /** Options of {@link session}. */
 export interface SessionMiddlewareOptions<Data extends SessionData> {
   /** The store sessions live in. */
-  readonly store: SessionStore<Data>;
+  readonly store: SessionStoreLike<Data>;
   /** How the cookie is named and written. */
   readonly cookie?: SessionCookieOptions;
   /**
@@ -176,13 +182,13 @@ export function session<Data extends SessionData>(
 
 class RequestSession<Data extends SessionData> implements SessionControl<Data> {
   readonly #ctx: Context & { state: SessionState<Data> };
-  readonly #store: SessionStore<Data>;
+  readonly #store: SessionStoreLike<Data>;
   readonly #cookie: ResolvedCookie;
   readonly #clock: Clock;
   #token: SessionToken | null = null;
   #patch: SessionPatch<Data> | null = null;
 
-  constructor(ctx: Context, store: SessionStore<Data>, cookie: ResolvedCookie, clock: Clock) {
+  constructor(ctx: Context, store: SessionStoreLike<Data>, cookie: ResolvedCookie, clock: Clock) {
     this.#ctx = ctx as Context & { state: SessionState<Data> };
     this.#store = store;
     this.#cookie = cookie;

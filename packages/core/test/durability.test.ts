@@ -70,6 +70,8 @@ interface Deployment {
   connect(): Redis | Cluster;
   masterOf(key: string): Promise<number>;
   replicaOf(master: number): Promise<number>;
+  /** Every replica of the deployment (all masters' on a Cluster: a frozen-replica test must leave none acknowledging). */
+  replicas(): Promise<number[]>;
   kill(port: number): void;
   awaitPromotion(port: number): Promise<{ port: number; ms: number }>;
   restart(port: number): Promise<void>;
@@ -113,6 +115,12 @@ async function clusterDeployment(): Promise<Deployment> {
       if (replica === undefined) throw new Error(`no replica of ${port}`);
       return replica;
     },
+    replicas: async () => {
+      const all = new Set<number>();
+      for (const node of h.nodes) for (const replica of await h.replicasOf(node.port)) all.add(replica);
+      if (all.size === 0) throw new Error('no replicas');
+      return [...all];
+    },
     kill: (port) => h.kill(port),
     awaitPromotion: (port) => h.awaitPromotion(port),
     restart: (port) => h.restart(port),
@@ -137,6 +145,7 @@ async function sentinelDeployment(): Promise<Deployment> {
     },
     masterOf: () => h.master(),
     replicaOf: () => h.replica(),
+    replicas: async () => [await h.replica()],
     kill: (port) => h.kill(port),
     awaitPromotion: (port) => h.awaitPromotion(port),
     restart: (port) => h.restart(port),
@@ -338,9 +347,9 @@ for (const [kind, deploy] of [
         const port = await d.masterOf(`${prefix}:x:{${userTag('alice-0')}}`);
         const s = stores(client, prefix, DURABLE);
         const sc = await scenario(s, client, d, port, prefix);
-        const replica = await d.replicaOf(port);
+        const replicas = await d.replicas();
         const started = performance.now();
-        d.pause(replica);
+        for (const replica of replicas) d.pause(replica);
         let outcomes: Array<{ ok: boolean; error: unknown; ms: number }>;
         try {
           const timed = (p: Promise<unknown>) =>
@@ -351,7 +360,7 @@ for (const [kind, deploy] of [
           s.events.length = 0;
           outcomes = await Promise.all(sc.calls().map(timed));
         } finally {
-          d.resume(replica);
+          for (const replica of replicas) d.resume(replica);
         }
         const bound = COMMAND_TIMEOUT_MS + DURABLE.timeoutMs + 400;
         for (const outcome of outcomes) {

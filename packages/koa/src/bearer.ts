@@ -1,5 +1,6 @@
 import { type AccessTokenClaims, type AccessTokens, InvalidOptionError } from '@latchkey/core';
 import type { Context, DefaultState, Middleware } from 'koa';
+import { type AssuranceOptions, refuseInsufficient, resolveAssurance } from './assurance.js';
 import { checkOptionsObject } from './internal/options.js';
 
 /** How a request authenticated with an access token (`ctx.state.auth` after {@link bearer}). */
@@ -12,6 +13,8 @@ export interface BearerAuth {
   readonly authenticatedAt: number;
   /** The token's verified claims. */
   readonly claims: AccessTokenClaims;
+  /** How the session was made (RFC 8176, the token's signed `amr` claim); empty when it has none. */
+  readonly amr: readonly string[];
 }
 
 /** How a request authenticated with its session cookie (`ctx.state.auth` after {@link requireAuth}). */
@@ -21,6 +24,8 @@ export interface SessionAuth {
   readonly sessionId: string;
   /** When the session's credential check began (epoch ms). */
   readonly authenticatedAt: number;
+  /** How the session was made (RFC 8176 `amr`, as recorded at login); empty when it has none. */
+  readonly amr: readonly string[];
 }
 
 /** Whatever authenticated the request. */
@@ -46,6 +51,7 @@ export interface SessionLike {
   readonly id: string;
   readonly userId: string;
   readonly authenticatedAt: number;
+  readonly amr?: readonly string[] | undefined;
 }
 
 /** What {@link requireAuth} expects on `ctx.state` from the session middleware mounted before it. */
@@ -68,8 +74,11 @@ export interface BearerOptions {
   readonly optional?: boolean;
 }
 
-/** Options of {@link requireAuth}. */
-export interface RequireAuthOptions {
+/**
+ * Options of {@link requireAuth}; `mfa` and `amr` ({@link AssuranceOptions}) set the assurance the
+ * route needs.
+ */
+export interface RequireAuthOptions extends AssuranceOptions {
   /** Verifies bearer tokens. */
   readonly accessTokens: AccessTokenVerifier;
 }
@@ -148,23 +157,33 @@ export function bearer<StateT = DefaultState>(
  * on `ctx.state.session` counts. Sets `ctx.state.auth` to a {@link BearerAuth} or {@link SessionAuth};
  * without either credential the answer is 401 `unauthenticated` with `WWW-Authenticate: Bearer`.
  *
- * @throws {InvalidOptionError} when `accessTokens` is missing.
+ * With `mfa: true` (or an `amr` predicate) the route also needs the session to have been made with
+ * those methods (its RFC 8176 `amr`: the session's own, or the access token's signed claim — no extra
+ * round trip). A valid credential without them is answered 401 `insufficient_user_authentication`
+ * with `WWW-Authenticate: Bearer error="insufficient_user_authentication"` (RFC 9470): the client
+ * asks the user to log in again with a second factor.
+ *
+ * @throws {InvalidOptionError} when `accessTokens` is missing, `mfa` is not a boolean or `amr` not a
+ *   function.
  * @example
  * app.use(latchkeyErrors());
  * app.use(session({ store: sessions }));
  * router.get('/auth/me', requireAuth({ accessTokens }), (ctx) => {
  *   ctx.body = { userId: ctx.state.auth.userId, via: ctx.state.auth.via };
  * });
+ * router.post('/admin/keys', requireAuth({ accessTokens, mfa: true }), rotateKeys);
  */
 export function requireAuth<StateT extends SessionLikeState = SessionLikeState>(
   options: RequireAuthOptions,
 ): Middleware<StateT & AuthState> {
   const verifier = resolveVerifier(options);
+  const assurance = resolveAssurance(options);
   return async (ctx, next) => {
     const presented = readAuthorization(ctx.req.headers.authorization);
     if (presented.kind !== 'none') {
       const auth = await authenticate(verifier, presented);
       if (auth === null) return refuse(ctx, presented);
+      if (assurance !== null && !assurance(auth.amr)) return refuseInsufficient(ctx);
       ctx.state.auth = auth;
       return next();
     }
@@ -172,11 +191,14 @@ export function requireAuth<StateT extends SessionLikeState = SessionLikeState>(
     if (session === null || session === undefined || typeof session !== 'object') {
       return refuse(ctx, presented);
     }
+    const amr = Object.freeze([...(session.amr ?? [])]);
+    if (assurance !== null && !assurance(amr)) return refuseInsufficient(ctx);
     ctx.state.auth = Object.freeze({
       via: 'session',
       userId: session.userId,
       sessionId: session.id,
       authenticatedAt: session.authenticatedAt,
+      amr,
     });
     return next();
   };
@@ -213,6 +235,7 @@ async function authenticate(verifier: AccessTokenVerifier, presented: Presented)
     sessionId: result.sessionId,
     authenticatedAt: result.authenticatedAt,
     claims: result.claims,
+    amr: result.amr,
   });
 }
 

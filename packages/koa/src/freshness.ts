@@ -38,6 +38,10 @@ export const REAUTHENTICATION_REQUIRED = Object.freeze({
  * When the request carries an `Authorization` header only `ctx.state.auth` counts (no fallback to the
  * cookie); otherwise `ctx.state.session`. Mount it after the middleware that authenticates.
  *
+ * Any authentication counts, not only a password: a login completed with a second factor, or with a
+ * passkey, creates its session with the `authenticatedAt` of that step, so such a session is fresh
+ * for `maxAgeMs` from the second factor's check (pass that instant to `SessionStore.create`).
+ *
  * @throws {InvalidOptionError} when `maxAgeMs` is not a whole number ≥ 1 or `clock` has no `now()`
  * @example
  * router.post('/account/delete', requireFreshAuth({ maxAgeMs: 5 * 60_000 }), deleteAccount);
@@ -51,7 +55,8 @@ export function requireFreshAuth<State extends FreshnessState = FreshnessState>(
     throw new InvalidOptionError(`maxAgeMs must be a whole number of ms ≥ 1, got ${String(maxAgeMs)}`);
   }
   const clock = clockOption(options.clock);
-  const challenge = `Bearer error="insufficient_user_authentication", error_description="a more recent authentication is required", max_age=${Math.floor(maxAgeMs / 1000)}`;
+  // Exactly RFC 9470's challenge with max_age (HTTP-API.md pins it; no error_description to parse).
+  const challenge = `Bearer error="insufficient_user_authentication", max_age=${Math.floor(maxAgeMs / 1000)}`;
 
   return async (ctx, next) => {
     const state = ctx.state as FreshnessState;

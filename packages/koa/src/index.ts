@@ -1,4 +1,9 @@
 export {
+  type AssuranceOptions,
+  INSUFFICIENT_USER_AUTHENTICATION,
+  INSUFFICIENT_USER_AUTHENTICATION_CHALLENGE,
+} from './assurance.js';
+export {
   type AccessTokenVerifier,
   type Auth,
   type AuthState,

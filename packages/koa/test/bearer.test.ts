@@ -308,6 +308,7 @@ backendSuite('requireAuth()', (test) => {
         userId: 'user-5',
         sessionId: session.id,
         authenticatedAt: session.authenticatedAt,
+        amr: [],
       });
     } finally {
       await h.server.close();

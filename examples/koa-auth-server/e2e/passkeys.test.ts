@@ -139,6 +139,8 @@ async function signInWithPasskey(page: Page): Promise<{ status: number; body: st
 browserTest('register a passkey in the page, log out, sign in with it; a replay is refused', async () => {
   const { page, cdp, authenticatorId } = await openWithAuthenticator();
   const email = await signUpInPage(page);
+  const byPassword = (await page.evaluate(async () => (await fetch('/auth/me')).json())) as { amr: string[] };
+  assert.equal(byPassword.amr, ['pwd'], 'the password login records pwd');
 
   await page.click('#passkey-add');
   await waitNotice(page, /Passkey added/);
@@ -157,8 +159,15 @@ browserTest('register a passkey in the page, log out, sign in with it; a replay 
   assert.match(login.cookie, /pk_attempt=/);
   // The page keeps no token: the login answer's tokens were not read into the page's storage.
   assert.is(await page.evaluate('localStorage.length + sessionStorage.length'), 0);
-  const me = (await page.evaluate(async () => (await fetch('/auth/me')).json())) as { email: string };
+  const me = (await page.evaluate(async () => (await fetch('/auth/me')).json())) as {
+    email: string;
+    amr: string[];
+    mfa: { totp: boolean; passkeys: number };
+  };
   assert.is(me.email, email);
+  // The virtual authenticator's key is not backup-eligible (device-bound) and verified the user.
+  assert.equal(me.amr, ['hwk', 'mfa'], 'the passkey session records how it was made');
+  assert.equal(me.mfa, { totp: false, passkeys: 1 });
 
   // Replay the captured response with its own attempt cookie, from outside the browser.
   const replay = await fetch(`${h.origin}/auth/passkeys/login/verify`, {

@@ -112,6 +112,18 @@ const FRESH_AUTH_MS = 10 * 60 * 1000;
 
 type Data = Record<string, unknown>;
 
+/** A verified login, about to become a session. */
+interface Login {
+  readonly userId: string;
+  /** When the credential check began (a later revoke-before mark makes the login stale). */
+  readonly authenticatedAt: number;
+  /** How the user authenticated (RFC 8176), recorded on the session and signed into access tokens. */
+  readonly amr: readonly string[];
+}
+
+/** RFC 8176 `amr` of a password login. */
+const PASSWORD_AMR = Object.freeze(['pwd']);
+
 interface AppState extends SessionState<Data>, LoginLimitState, Partial<AuthState> {
   /** The validated body of the route. */
   input?: Record<string, string>;
@@ -301,7 +313,12 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   };
 
   const tokenResponse = async (ctx: Ctx, session: Session<Data>, refreshToken: string): Promise<void> => {
-    const access = await accessTokens.issue({ userId: session.userId, sessionId: session.id });
+    // The token signs how the session was made, so a bearer check sees it without a round trip.
+    const access = await accessTokens.issue({
+      userId: session.userId,
+      sessionId: session.id,
+      amr: session.amr,
+    });
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       accessToken: access.token,
@@ -317,14 +334,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
    */
   const startLoginSession = async (
     ctx: Ctx,
-    userId: string,
-    authenticatedAt: number,
+    login: Login,
     refused: () => HttpError,
     stillCurrent?: StillCurrent,
   ): Promise<void> => {
+    const { userId, authenticatedAt, amr } = login;
     let created: Session<Data>;
     try {
-      created = await ctx.state.sessions.logIn(userId, {}, { authenticatedAt });
+      created = await ctx.state.sessions.logIn(userId, {}, { authenticatedAt, amr });
     } catch (error) {
       if (!isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw error;
       // Everything was revoked (a reset, a change, a logout-all) while — or in the millisecond
@@ -332,7 +349,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       // refused: see retryAfterStale.
       const mark = (error as StaleAuthenticationError).revokedBefore;
       if (stillCurrent === undefined || !(await stillCurrent(authenticatedAt, mark))) throw refused();
-      created = await retryAfterStale(ctx, userId, mark, refused);
+      created = await retryAfterStale(ctx, login, mark, refused);
     }
     try {
       const refreshToken = await refreshTokens.issue(created);
@@ -355,7 +372,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
    */
   const retryAfterStale = async (
     ctx: Ctx,
-    userId: string,
+    { userId, amr }: Login,
     mark: number,
     refused: () => HttpError,
   ): Promise<Session<Data>> => {
@@ -365,7 +382,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     }
     if (mark > clock.now() + 1) throw refused();
     try {
-      return await ctx.state.sessions.logIn(userId, {}, { authenticatedAt: Math.max(clock.now(), mark) });
+      const authenticatedAt = Math.max(clock.now(), mark);
+      return await ctx.state.sessions.logIn(userId, {}, { authenticatedAt, amr });
     } catch (error) {
       if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw refused(); // revoked again meanwhile
       throw error;
@@ -466,8 +484,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       if (current === null || current.passwordHash !== user.passwordHash) throw invalidCredentials(401);
       await startLoginSession(
         ctx,
-        user.id,
-        authenticatedAt,
+        { userId: user.id, authenticatedAt, amr: PASSWORD_AMR },
         () => invalidCredentials(401),
         passwordStillCurrent(user.id, user.passwordHash, password),
       );
@@ -507,11 +524,19 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   );
 
   router.get('/auth/me', ...web, authenticated, loadUser, async (ctx) => {
-    const { sessionId, via } = auth(ctx);
+    const { sessionId, via, amr } = auth(ctx);
     const user = ctx.state.user as User;
-    const mfa = { passkeys: await passkeys.count(user.id) };
+    const mfa = { totp: false, passkeys: await passkeys.count(user.id) };
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { userId: user.id, email: user.email, emailVerified: user.emailVerified, sessionId, via, mfa };
+    ctx.body = {
+      userId: user.id,
+      email: user.email,
+      emailVerified: user.emailVerified,
+      sessionId,
+      via,
+      mfa,
+      amr,
+    };
   });
 
   router.post('/auth/logout', ...web, async (ctx) => {
@@ -711,12 +736,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     perIp,
     loginThrottle,
     logIn: (ctx, login) =>
-      startLoginSession(
-        ctx,
-        login.userId,
-        login.authenticatedAt,
-        () => new HttpError(401, 'invalid_passkey', 'the passkey is not valid'),
-      ),
+      startLoginSession(ctx, login, () => new HttpError(401, 'invalid_passkey', 'the passkey is not valid')),
     unauthenticated,
     revokeOthers: async (ctx, userId, sessionId) => {
       await sessions.revokeAllForUser(userId, { except: sessionId });

@@ -251,7 +251,7 @@ login.run();
 const me = routeSuite('GET /auth/me');
 
 me(
-  'answers userId, email, emailVerified, sessionId and via for the cookie and for a bearer token',
+  'answers userId, email, emailVerified, sessionId, via, mfa and amr ["pwd"] for the cookie and a bearer token',
   async ({ app }) => {
     const client = app.client();
     const user = await signUp(client, 'me@example.com');
@@ -263,7 +263,8 @@ me(
       emailVerified: false,
       sessionId: byCookie.body.sessionId,
       via: 'session',
-      mfa: { passkeys: 0 },
+      mfa: { totp: false, passkeys: 0 },
+      amr: ['pwd'],
     });
     const byBearer = await client.get('/auth/me', { bearer: user.accessToken, cookies: false });
     assert.equal(byBearer.body, { ...byCookie.body, via: 'bearer' });

@@ -36,9 +36,11 @@ backendSuite('the main flow over HTTP', (test) => {
         emailVerified: false,
         sessionId: me.body.sessionId,
         via: 'bearer',
-        mfa: { passkeys: 0 },
+        mfa: { totp: false, passkeys: 0 },
+        amr: ['pwd'],
       });
       assert.is((await browser.get('/auth/me')).body.via, 'session');
+      assert.equal((await browser.get('/auth/me')).body.amr, ['pwd'], 'the session records a password login');
 
       const mobile = app.client();
       const refreshed = await mobile.post('/auth/refresh', { refreshToken: login.body.refreshToken });

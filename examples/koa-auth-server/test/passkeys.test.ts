@@ -115,9 +115,11 @@ flow('a registered passkey logs in without a password and shows in the list', as
   const me = await browser.get('/auth/me');
   assert.is(me.status, 200);
   assert.is(me.body.userId, user.userId);
-  assert.equal(me.body.mfa, { passkeys: 1 });
+  assert.equal(me.body.mfa, { totp: false, passkeys: 1 });
+  assert.equal(me.body.amr, ['hwk', 'mfa'], 'a device-bound key with user verification');
   const bearerMe = await app.client().get('/auth/me', { bearer: login.body.accessToken });
   assert.is(bearerMe.body.userId, user.userId);
+  assert.equal(bearerMe.body.amr, ['hwk', 'mfa'], 'the access token signs the same amr');
   const [entry] = (await browser.get('/auth/passkeys')).body.passkeys;
   assert.type(entry.lastUsedAt, 'string');
 });
@@ -137,6 +139,40 @@ flow('the registration options ask for a resident key and preferred user verific
   assert.is((await client.post('/auth/passkeys/register/verify', key.register(options.body))).status, 201);
   const again = await client.post('/auth/passkeys/register/options');
   assert.equal(again.body.excludeCredentials, [{ id: key.id, type: 'public-key', transports: ['usb'] }]);
+});
+
+flow('a synced passkey logs in with amr ["swk","mfa"], kept across a refresh', async ({ app }) => {
+  const client = app.client();
+  await verifiedUser(app, client);
+  const key = new SoftAuthenticator(app.url, { synced: true });
+  assert.is((await addPasskey(client, key)).status, 201);
+  const browser = app.client();
+  const login = await passkeyLogin(browser, key);
+  assert.is(login.status, 200, login.text);
+  assert.equal((await browser.get('/auth/me')).body.amr, ['swk', 'mfa']);
+  const refreshed = await app.client().post('/auth/refresh', { refreshToken: login.body.refreshToken });
+  assert.is(refreshed.status, 200);
+  const viaRefreshed = await app.client().get('/auth/me', { bearer: refreshed.body.accessToken });
+  assert.equal(viaRefreshed.body.amr, ['swk', 'mfa'], 'a refreshed access token still signs it');
+});
+
+flow('a passkey login counts as fresh authentication', async ({ app, clock }) => {
+  const client = app.client();
+  await verifiedUser(app, client);
+  const key = new SoftAuthenticator(app.url);
+  assert.is((await addPasskey(client, key)).status, 201);
+  clock.advance(11 * MINUTE);
+  const browser = app.client();
+  assertRefused(await browser.post('/auth/passkeys/register/options'), 401, 'unauthenticated');
+  assert.is((await passkeyLogin(browser, key)).status, 200);
+  assert.is((await browser.post('/auth/passkeys/register/options')).status, 200, 'fresh after the passkey');
+  clock.advance(10 * MINUTE);
+  const stale = await browser.post('/auth/passkeys/register/options');
+  assertRefused(stale, 401, 'reauthentication_required');
+  assert.is(
+    stale.headers.get('www-authenticate'),
+    'Bearer error="insufficient_user_authentication", max_age=600',
+  );
 });
 
 flow('the login options carry no allow-list and ask for user verification', async ({ app }) => {
@@ -593,7 +629,9 @@ backendSuite('passkeys over HTTP', (test) => {
         Array.from({ length: 20 }, () => browser.post('/auth/passkeys/login/verify', response)),
       );
       assert.is(replies.filter((r) => r.status === 200).length, 1);
-      assert.is((await browser.get('/auth/me')).status, 200);
+      const me = await browser.get('/auth/me');
+      assert.is(me.status, 200);
+      assert.equal(me.body.amr, ['hwk', 'mfa'], 'the session records the passkey login');
       // An answer to a challenge that was issued but answered with an old counter.
       const stale = key.authenticate(options.body, { counter: 1 });
       assertRefused(await late.post('/auth/passkeys/login/verify', stale), 401, 'invalid_passkey');

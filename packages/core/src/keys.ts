@@ -54,9 +54,10 @@ export function assertSameSlot(keys: readonly string[], script: string): void {
  * | `P:rb:{T}` | string | the user's revoke-before mark (epoch ms) |
  * | `P:rj:{T}:<jti>` | string | a revoked access-token id of the user |
  * | `P:rj:{<sha256(jti)>}` | string | a revoked token id without a user |
- * | `P:l:ai:{<ip>}:<hmac(account)>` | zset | login reservations and failures per account+IP |
- * | `P:l:ip:{<ip>}` | zset | login failures per IP |
- * | `P:l:a:{<hmac(account)>}` | zset | login failures per account across IPs |
+ * | `P:l2:ai:{<ip>}:<hmac(account)>` | string | login reservations and failures per account+IP (a bounded log) |
+ * | `P:l2:ip:{<ip>}` | string | login failures per IP (a bounded log) |
+ * | `P:l2:a:{<hmac(account)>}` | string | login failures per account across IPs (a bounded log) |
+ * | `P:l2:h:{<ip>}:<action>` | string | hits of a per-IP throttle (a bounded log) |
  * | `P:c:{<hmac(subject)>}:<purpose>` | hash | the current one-time code of a subject and purpose |
  * | `P:cb:{<hmac(subject)>}:<purpose>` | hash | failure budget and issue counts of a subject and purpose across IPs |
  * | `P:cb:{<hmac(subject)>}:<purpose>:<hmac(ip bucket)>` | hash | the same per client IP bucket (`-`: calls without an IP) |
@@ -121,15 +122,15 @@ export class KeySpace {
   }
 
   loginAccountIp(ipBucket: string, accountDigest: string): string {
-    return `${this.base('l:ai', ipBucket)}:${accountDigest}`;
+    return `${this.base('l2:ai', ipBucket)}:${accountDigest}`;
   }
 
   loginIp(ipBucket: string): string {
-    return this.base('l:ip', ipBucket);
+    return this.base('l2:ip', ipBucket);
   }
 
   loginAccount(accountDigest: string): string {
-    return this.base('l:a', accountDigest);
+    return this.base('l2:a', accountDigest);
   }
 
   code(subjectDigest: string, purpose: string): string {

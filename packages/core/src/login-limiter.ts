@@ -20,8 +20,15 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 /** Windows and delays stay below 2^31 ms (about 24.8 days): the fake's Lua compares them as numbers. */
 const MAX_WINDOW_MS = 2_147_483_647;
-/** A log holds at most `limit` members; this bounds the memory of one key. */
+/** The largest limit a policy may set (the log's size does not depend on it). */
 const MAX_LIMIT = 100_000;
+/**
+ * A log holds at most this many entries, whatever the limit (the same constant as in the scripts).
+ * Its slots are 1/(MAX_ENTRIES − 1) of the window, so live entries span at most MAX_ENTRIES slots.
+ */
+const MAX_ENTRIES = 16;
+/** Slot labels only need to tell neighbouring slots apart; keep them short. */
+const LABEL_MODULUS = 1_000_000;
 /**
  * Keys outlive their window by this much, so that clock skew between application servers (or a few
  * ms between computing `now` and Redis running the script) never drops a counted failure early.
@@ -31,23 +38,6 @@ const KNOWN_DEVICE_PATTERN = /^kd1\.(\d{1,15})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9
 /** How far in the future a known-device token's issue time may lie (clock skew between servers). */
 const KNOWN_DEVICE_SKEW_MS = 60_000;
 const ACTION_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
-/** `<at>.` at the start of a log member (the `at` TypeScript wrote). */
-const MEMBER_AT = /^(\d+)\./;
-
-/**
- * Log members need only be unique among the writers of one log, never secret (they never leave the
- * process except to Redis): a random 72-bit id per process plus a counter, instead of 128 fresh CSPRNG
- * bits per attempt (the costliest single step of a check). The id is drawn at first use, not at module
- * load, so processes started from one startup snapshot still draw their own.
- */
-let memberPrefix: string | undefined;
-let memberSeq = 0;
-
-function newMember(now: number): string {
-  memberPrefix ??= randomId().slice(0, 12);
-  memberSeq++;
-  return `${now}.${memberPrefix}${memberSeq.toString(36)}`;
-}
 
 /** The three login policies: failures per account at one IP, per IP, per account across IPs. */
 export type LoginPolicy = 'account-ip' | 'ip' | 'account';
@@ -249,6 +239,8 @@ interface ResolvedLimiterOptions {
   readonly accountIp: LoginPolicyConfig;
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
+  /** The back-off wait after n = 1, 2, … failures, up to the cap (the last one); empty when off. */
+  readonly backoffWaits: readonly number[];
   readonly ip: LoginPolicyConfig;
   readonly account: LoginPolicyConfig | null;
   readonly knownDeviceTtlMs: number;
@@ -257,7 +249,8 @@ interface ResolvedLimiterOptions {
 
 interface ReservationState {
   readonly owner: LoginLimiter;
-  readonly member: string;
+  /** `now` of the check as the decimal string it wrote: the instant a settle takes back. */
+  readonly at: string;
   readonly accountIpKey: string;
   readonly ipKey: string;
   /** The per-account log holding this reservation, when that policy applied. */
@@ -312,9 +305,11 @@ interface LogReply {
  * as a failure until settled, so N parallel guesses never get more than the limit through. Identifiers
  * are counted whether or not an account exists and reach Redis only as an HMAC.
  *
- * Windows are sliding logs (a sorted set of timestamped attempts per key, pruned on every check,
- * every key expiring with its window): a block lifts exactly when the oldest counted failure is one
- * window old, with no burst at a fixed boundary.
+ * Windows are bounded sliding logs: one string of at most 16 entries per key whatever the limit, each
+ * key expiring with its window. While a key holds at most 16 distinct live milliseconds (always when
+ * the limit is at most 16) a block lifts exactly when enough counted failures are one window old;
+ * beyond, attempts of one slot (1/15 window) share an entry and a block may lift up to one slot late,
+ * never early. Never more than the limit in any span of one window, no burst at a boundary.
  *
  * @throws {InvalidOptionError} when an option breaks its rule (the message names it).
  * @example
@@ -376,13 +371,13 @@ export class LoginLimiter {
     const ipKey = keys.loginIp(ipBucket);
     const accountLog = o.account === null ? null : keys.loginAccount(accountDigest);
     const accountKey = useAccount ? accountLog : null;
-    const member = newMember(now);
+    const at = String(now);
     const configs = accountKey === null ? this.#pairConfigs : this.#allConfigs;
 
     let replies: LogReply[];
     let fallback = false;
     try {
-      replies = await this.#reserve(now, member, accountIpKey, ipKey, accountKey);
+      replies = await this.#reserve(now, at, accountIpKey, ipKey, accountKey);
     } catch (error) {
       if (this.#fallback === null || !(error instanceof StoreUnavailableError)) throw error;
       const states = this.#fallback.reserve(
@@ -394,7 +389,7 @@ export class LoginLimiter {
     }
     return this.#result(now, configs, replies, accountDigest, ipBucket, {
       owner: this,
-      member,
+      at,
       accountIpKey,
       ipKey,
       accountKey,
@@ -438,11 +433,11 @@ export class LoginLimiter {
     } else {
       const mode = outcome === 'success' ? 's' : 'r';
       const calls = [
-        this.#ctx.runner.run(limiterSettle, [state.accountIpKey, state.ipKey], [mode, state.member]),
+        this.#ctx.runner.run(limiterSettle, [state.accountIpKey, state.ipKey], [mode, state.at]),
       ];
       const accountLog = outcome === 'success' ? state.accountLog : state.accountKey;
       if (accountLog !== null) {
-        calls.push(this.#ctx.runner.run(limiterLogSettle, [accountLog], [mode, state.member]));
+        calls.push(this.#ctx.runner.run(limiterLogSettle, [accountLog], [mode, state.at]));
       }
       const failed = (await Promise.allSettled(calls)).find((r) => r.status === 'rejected');
       if (failed !== undefined) {
@@ -512,12 +507,12 @@ export class LoginLimiter {
   async #hit(action: string, limit: number, windowMs: number, ip: unknown): Promise<ThrottleResult> {
     const ipBucket = normalizeIp(ip);
     const now = Math.floor(this.#ctx.clock.now());
-    const key = `${this.#ctx.keys.base('l:h', ipBucket)}:${action}`;
+    const key = `${this.#ctx.keys.base('l2:h', ipBucket)}:${action}`;
     let reply: LogReply;
     let degraded = false;
     try {
       reply = parseLog(
-        await this.#ctx.runner.run(limiterLogReserve, [key], logArgs(now, newMember(now), limit, windowMs)),
+        await this.#ctx.runner.run(limiterLogReserve, [key], logArgs(now, String(now), limit, windowMs)),
       );
     } catch (error) {
       if (this.#fallback === null || !(error instanceof StoreUnavailableError)) throw error;
@@ -604,35 +599,18 @@ export class LoginLimiter {
   /** The Redis half of a check: the pair script, plus the per-account one concurrently. */
   async #reserve(
     now: number,
-    member: string,
+    at: string,
     accountIpKey: string,
     ipKey: string,
     accountKey: string | null,
   ): Promise<LogReply[]> {
     const o = this.#options;
     const runner = this.#ctx.runner;
-    const pairCall = runner
-      .run(
-        limiterCheck,
-        [accountIpKey, ipKey],
-        [
-          String(now),
-          member,
-          String(now - o.accountIp.windowMs),
-          o.accountIp.limit,
-          o.accountIp.windowMs + TTL_SLACK_MS,
-          String(now - o.ip.windowMs),
-          o.ip.limit,
-          o.ip.windowMs + TTL_SLACK_MS,
-          o.backoffInitialMs,
-          o.backoffMaxMs,
-        ],
-      )
-      .then(parsePair);
+    const pairCall = runner.run(limiterCheck, [accountIpKey, ipKey], pairArgs(now, at, o)).then(parsePair);
     if (accountKey === null || o.account === null) return pairCall;
     const account = o.account;
     const accountCall = runner
-      .run(limiterLogReserve, [accountKey], logArgs(now, member, account.limit, account.windowMs))
+      .run(limiterLogReserve, [accountKey], logArgs(now, at, account.limit, account.windowMs))
       .then(parseLog);
     const [pair, single] = await Promise.allSettled([pairCall, accountCall]);
     const pairOk = pair.status === 'fulfilled' && pair.value.every((r) => r.allowed);
@@ -641,8 +619,8 @@ export class LoginLimiter {
       // One slot reserved while the other refused or failed: give that reservation back, so a refused
       // attempt counts nowhere. Best effort; if it fails, the reservation expires as a failure.
       await Promise.allSettled([
-        pairOk ? runner.run(limiterSettle, [accountIpKey, ipKey], ['r', member]) : null,
-        singleOk ? runner.run(limiterLogSettle, [accountKey], ['r', member]) : null,
+        pairOk ? runner.run(limiterSettle, [accountIpKey, ipKey], ['r', at]) : null,
+        singleOk ? runner.run(limiterLogSettle, [accountKey], ['r', at]) : null,
       ]);
     }
     if (pair.status === 'rejected') throw pair.reason;
@@ -705,34 +683,61 @@ export class LoginLimiter {
   }
 }
 
-function logArgs(now: number, member: string, limit: number, windowMs: number): Array<string | number> {
-  return [String(now), member, String(now - windowMs), limit, windowMs + TTL_SLACK_MS];
+/**
+ * The slot label of `now` for a window: floor(now / slot) with slots of 1/(MAX_ENTRIES − 1) window,
+ * so that the live part of a log (one window) touches at most MAX_ENTRIES labels. Only equality of
+ * neighbouring labels matters, so they are taken modulo a bound far above MAX_ENTRIES.
+ */
+function slotLabel(now: number, windowMs: number): string {
+  return String(Math.floor(now / Math.ceil(windowMs / (MAX_ENTRIES - 1))) % LABEL_MODULUS);
 }
 
-/** `<at>.<id>` → at; the `at` is the ARGV string TypeScript wrote, read back unchanged. */
-function atOf(member: unknown): number | null {
-  const text = toOptionalString(member);
-  if (text === undefined) return null;
-  const match = MEMBER_AT.exec(text);
-  return match === null ? null : Number(match[1]);
+/** ARGV of limiter-log-reserve. */
+function logArgs(now: number, at: string, limit: number, windowMs: number): Array<string | number> {
+  return [at, String(now - windowMs), limit, windowMs + TTL_SLACK_MS, slotLabel(now, windowMs)];
+}
+
+/** ARGV of limiter-check: both policies, then the back-off thresholds `now − wait(n)` (none when off). */
+function pairArgs(now: number, at: string, o: ResolvedLimiterOptions): Array<string | number> {
+  const ai = o.accountIp;
+  const ip = o.ip;
+  const args: Array<string | number> = [
+    at,
+    String(now - ai.windowMs),
+    ai.limit,
+    ai.windowMs + TTL_SLACK_MS,
+    slotLabel(now, ai.windowMs),
+    String(now - ip.windowMs),
+    ip.limit,
+    ip.windowMs + TTL_SLACK_MS,
+    slotLabel(now, ip.windowMs),
+  ];
+  for (const wait of o.backoffWaits) args.push(String(now - wait));
+  return args;
+}
+
+/** A log's reference instant: the `to` string the script read back unchanged ('' = none). */
+function refOf(value: unknown): number | null {
+  const text = toOptionalString(value);
+  return text === undefined || text === '' ? null : Number(text);
 }
 
 function parsePair(reply: unknown): LogReply[] {
   const [allowed, aiState, aiCount, aiRef, ipState, ipCount, ipRef] = toArray(reply);
   const ok = toInt(allowed) === 1;
   return [
-    { allowed: ok, state: toInt(aiState), count: toInt(aiCount), refAt: atOf(aiRef) },
-    { allowed: ok, state: toInt(ipState), count: toInt(ipCount), refAt: atOf(ipRef) },
+    { allowed: ok, state: toInt(aiState), count: toInt(aiCount), refAt: refOf(aiRef) },
+    { allowed: ok, state: toInt(ipState), count: toInt(ipCount), refAt: refOf(ipRef) },
   ];
 }
 
 function parseLog(reply: unknown): LogReply {
   const [allowed, count, ref] = toArray(reply);
   const ok = toInt(allowed) === 1;
-  return { allowed: ok, state: ok ? 0 : 1, count: toInt(count), refAt: atOf(ref) };
+  return { allowed: ok, state: ok ? 0 : 1, count: toInt(count), refAt: refOf(ref) };
 }
 
-/** A fallback counter as a log reply: its fixed window ends at `resetAt`, i.e. a window-old member's `at`. */
+/** A fallback counter as a log reply: its fixed window ends at `resetAt`, i.e. when an entry at `resetAt − window` leaves. */
 function fallbackReply(state: FallbackState, windowMs: number): LogReply {
   return {
     allowed: !state.blocked,
@@ -826,10 +831,20 @@ function resolveLimiterOptions(options: LoginLimiterOptions): ResolvedLimiterOpt
       maxEntries: boundedInt('failOpen.maxEntries', f.maxEntries, 10_000, 10_000_000),
     });
   }
+  const backoffWaits: number[] = [];
+  if (backoffInitialMs > 0) {
+    // Failures at the limit are refused anyway, so the list stops there or at the cap (≤ 32 steps).
+    for (let n = 1; n < accountIp.limit || n === 1; n++) {
+      const wait = Math.min(backoffMaxMs, backoffInitialMs * 2 ** (n - 1));
+      backoffWaits.push(wait);
+      if (wait >= backoffMaxMs) break;
+    }
+  }
   return Object.freeze({
     accountIp,
     backoffInitialMs,
     backoffMaxMs,
+    backoffWaits: Object.freeze(backoffWaits),
     ip: Object.freeze({
       policy: 'ip',
       limit: boundedInt('ip.maxFailures', ip.maxFailures, 100, MAX_LIMIT),

@@ -63,8 +63,8 @@ space('builds <prefix>:<kind>:{<tag>}:<id> keys and an escaped scan pattern', ()
   const keys = new KeySpace('my-app');
   assert.is(keys.session('T', 'sid'), 'my-app:s:{T}:sid');
   assert.is(keys.sessionBase('T'), 'my-app:s:{T}:');
-  assert.is(keys.loginAccountIp('1.2.3.4', 'D'), 'my-app:l:ai:{1.2.3.4}:D');
-  assert.is(keys.loginIp('1.2.3.4'), 'my-app:l:ip:{1.2.3.4}');
+  assert.is(keys.loginAccountIp('1.2.3.4', 'D'), 'my-app:l2:ai:{1.2.3.4}:D');
+  assert.is(keys.loginIp('1.2.3.4'), 'my-app:l2:ip:{1.2.3.4}');
   assert.is(keys.code('S', 'reset'), 'my-app:c:{S}:reset');
   assert.is(keys.scanPattern(), 'my-app:*');
   assert.match(hashTagOf(keys.revokedJtiStandalone('jti')), /^[A-Za-z0-9_-]{43}$/);

@@ -23,6 +23,17 @@ const HOUR = 3_600_000;
 const KEY_SLACK_MS = 1000;
 const secret = ServerSecret.generate();
 
+/** The entries of a stored limiter log (`<to>,<n>,<from>,<label>;` each), as [to, n] pairs. */
+async function logEntries(ctx: BackendContext, key: string): Promise<Array<[number, number]>> {
+  const value = (await ctx.redis.get(key)) ?? '';
+  return [...value.matchAll(/(\d+),(\d+),(\d*),(\d+);/g)].map((m) => [Number(m[1]), Number(m[2])]);
+}
+
+/** Attempts a stored limiter log counts (every entry it holds; a reservation rewrites it pruned). */
+async function logCount(ctx: BackendContext, key: string): Promise<number> {
+  return (await logEntries(ctx, key)).reduce((sum, [, n]) => sum + n, 0);
+}
+
 function limiterFor(ctx: BackendContext, options: Partial<LoginLimiterOptions> = {}): LoginLimiter {
   return new LoginLimiter({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret, ...options });
 }
@@ -353,9 +364,9 @@ backendSuite('LoginLimiter.check', (test) => {
     );
     const space = new KeySpace(ctx.prefix);
     const digest = limiter.accountDigest('pru@example.com');
-    assert.is(await ctx.redis.zcard(space.loginAccountIp(ip, digest)), 3, 'two live failures and this one');
-    assert.is(await ctx.redis.zcard(space.loginIp(ip)), 3);
-    assert.is(await ctx.redis.zcard(space.loginAccount(digest)), 3);
+    assert.is(await logCount(ctx, space.loginAccountIp(ip, digest)), 3, 'two live failures and this one');
+    assert.is(await logCount(ctx, space.loginIp(ip)), 3);
+    assert.is(await logCount(ctx, space.loginAccount(digest)), 3);
     assert.equal(await ctx.keysWithoutTtl(), []);
   });
 
@@ -377,8 +388,8 @@ backendSuite('LoginLimiter.check', (test) => {
     );
     const space = new KeySpace(ctx.prefix);
     const digest = limiter.accountDigest('one@example.com');
-    assert.is(await ctx.redis.zcard(space.loginAccountIp(ip, digest)), 3);
-    assert.is(await ctx.redis.zcard(space.loginIp(ip)), 3);
+    assert.is(await logCount(ctx, space.loginAccountIp(ip, digest)), 3);
+    assert.is(await logCount(ctx, space.loginIp(ip)), 3);
   });
 
   test('short logs are pruned and counted exactly: one of two left, then both', async (ctx) => {
@@ -407,7 +418,7 @@ backendSuite('LoginLimiter.check', (test) => {
       ],
     );
     const space = new KeySpace(ctx.prefix);
-    assert.is(await ctx.redis.zcard(space.loginIp(ip)), 1, 'only this reservation is left');
+    assert.is(await logCount(ctx, space.loginIp(ip)), 1, 'only this reservation is left');
   });
 
   test('no 2x burst at a window edge: any span of one window admits at most the limit (the worst case)', async (ctx) => {
@@ -439,6 +450,81 @@ backendSuite('LoginLimiter.check', (test) => {
     // (not at the edge -1 ms), so two bursts are always a full window apart, never 2x in one span.
     const burst = (at: number) => Array.from({ length: 5 }, () => at);
     assert.equal(admitted, [...burst(0), ...burst(HOUR), ...burst(2 * HOUR), ...burst(3 * HOUR)]);
+  });
+
+  test('a log keeps at most 16 entries whatever the limit, and still counts every attempt', async (ctx) => {
+    const limiter = limiterFor(ctx, { ip: { maxFailures: 100 } });
+    const ip = '192.0.2.204';
+    const start = ctx.clock.now();
+    for (let i = 0; i < 100; i++) {
+      await fail(limiter, `many${i}@example.com`, ip); // 100 distinct instants, 1 s apart
+      await ctx.advance(1000);
+    }
+    const refused = await limiter.check('many@example.com', ip);
+    assert.is(refused.blockedBy, 'ip', 'the 101st attempt in the window');
+    // An exact log reopens when the first failure is one window old; a merged entry holds its
+    // attempts until its newest is, at most one slot (1/15 window) later.
+    const exact = start + HOUR - ctx.clock.now();
+    assert.ok(
+      refused.retryAfterMs >= exact && refused.retryAfterMs <= exact + HOUR / 15,
+      `${refused.retryAfterMs}`,
+    );
+    const key = new KeySpace(ctx.prefix).loginIp(ip);
+    const entries = await logEntries(ctx, key);
+    assert.ok(entries.length <= 16, `${entries.length} entries`);
+    assert.is(await logCount(ctx, key), 100);
+    assert.ok(((await ctx.redis.get(key)) ?? '').length <= 16 * 45, 'bounded bytes');
+  });
+
+  test('past 16 live instants any span of one window still admits at most the limit, none held over a slot late', async (ctx) => {
+    const limit = 40;
+    const slot = HOUR / 15;
+    const limiter = limiterFor(ctx, { accountIp: { maxFailures: 1000 }, ip: { maxFailures: limit } });
+    const ip = '192.0.2.205';
+    const admitted: number[] = [];
+    // One attempt every 37 s for three hours: far more distinct instants than a log keeps entries.
+    for (let step = 0; step < (3 * HOUR) / 37_000; step++) {
+      if (step > 0) await ctx.advance(37_000);
+      const now = ctx.clock.now();
+      const r = await limiter.check('merge@example.com', ip);
+      if (r.allowed) {
+        await limiter.settle(r.reservation as LoginReservation, 'failure');
+        admitted.push(now);
+        continue;
+      }
+      assert.is(r.blockedBy, 'ip');
+      // The exact sliding log reopens when its live count drops below the limit (it may already
+      // have: a merged attempt counts up to one slot longer, never shorter).
+      const live = admitted.filter((t) => t > now - HOUR);
+      const exactReopen = live.length < limit ? now : (live[live.length - limit] as number) + HOUR;
+      assert.ok(
+        r.retryAfterMs >= exactReopen - now && r.retryAfterMs <= exactReopen - now + slot,
+        `retry after ${r.retryAfterMs}, exact ${exactReopen - now}`,
+      );
+    }
+    for (const t of admitted) {
+      const inSpan = admitted.filter((u) => u >= t && u < t + HOUR).length;
+      assert.ok(inSpan <= limit, `${inSpan} attempts admitted in the hour from ${t}`);
+    }
+    assert.ok(admitted.length >= 2 * limit, `${admitted.length} admitted: the log does reopen`);
+    const entries = await logEntries(ctx, new KeySpace(ctx.prefix).loginIp(ip));
+    assert.ok(entries.length <= 16, `${entries.length} entries`);
+  });
+
+  test('release takes a reservation back from inside a merged entry', async (ctx) => {
+    const limiter = limiterFor(ctx, { ip: { maxFailures: 100 } });
+    const ip = '192.0.2.206';
+    const held = await limiter.check('held@example.com', ip);
+    for (let i = 0; i < 30; i++) {
+      await ctx.advance(1);
+      await fail(limiter, `later${i}@example.com`, ip); // 30 more instants: the first ones merge
+    }
+    const key = new KeySpace(ctx.prefix).loginIp(ip);
+    assert.ok((await logEntries(ctx, key)).length <= 16);
+    await limiter.settle(held.reservation as LoginReservation, 'release');
+    assert.is(await logCount(ctx, key), 30, 'the 30 failures stay, the reservation left');
+    const next = await limiter.check('next@example.com', ip);
+    assert.is(next.policies.find((p) => p.policy === 'ip')?.remaining, 69);
   });
 
   test('a reservation never settled counts as a failure, then expires like one', async (ctx) => {

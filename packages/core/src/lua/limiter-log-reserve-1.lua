@@ -1,60 +1,85 @@
--- One sliding-window log: reserves one unit when fewer than the limit are in the window. Used for the
--- per-account login policy (a reservation, settled like the pair's) and for plain per-IP throttles
--- (every hit counts). Members are `<at>.<id>`, scored by `at` (epoch ms). A refusal adds nothing.
--- As in limiter-check, nothing is sent that the answer does not need: one ZRANGE of the three oldest
--- members answers for a missing or short log; a ZCARD only for a longer one, a prune only when the
--- oldest member left the window.
+-- One bounded sliding log (the format of limiter-check): reserves one unit when fewer than the limit
+-- are in the window. Used for the per-account login policy (a reservation, settled like the pair's)
+-- and for plain per-IP throttles (every hit counts). A refusal writes nothing. Instants are only
+-- compared here; every computed instant comes from TypeScript.
 --
--- KEYS[1]  the log (P:l:a:{<hmac(account)>} or P:l:h:{<ip>}:<action>)  zset
+-- KEYS[1]  the log (P:l2:a:{<hmac(account)>} or P:l2:h:{<ip>}:<action>)  string
 -- ARGV[1]  now, epoch ms
--- ARGV[2]  the member `<now>.<id>`
--- ARGV[3]  window start, epoch ms (now - window: members scored at or before it expired)
--- ARGV[4]  limit (units per window)
--- ARGV[5]  key TTL, ms (the window plus a small slack)
+-- ARGV[2]  window start, epoch ms (now - window: an entry whose `to` is at or before it left)
+-- ARGV[3]  limit (units per window)
+-- ARGV[4]  key TTL, ms (the window plus a small slack)
+-- ARGV[5]  slot label of now (floor(now / slot), decimal)
 --
 -- Returns { allowed, count, ref }
---   allowed  1 = reserved; 0 = refused, nothing added
---   count    members in the window, this one included when allowed
---   ref      when refused, the member whose expiry frees a unit; otherwise the oldest ('' when empty)
+--   allowed  1 = reserved; 0 = refused, nothing written
+--   count    units in the window, this one included when allowed
+--   ref      an instant (`to` string): when refused, the one whose expiry frees a unit; otherwise the
+--            oldest ('' never: the reservation itself when the log was empty)
 
-local function memberAt(index)
-  local found = redis.call('ZRANGE', KEYS[1], index, index)
-  if type(found[1]) == 'string' then return found[1] end
-  return ''
-end
+local MAX_ENTRIES = 16
 
-local count, oldest = 0, ''
-local head = redis.call('ZRANGE', KEYS[1], 0, 2)
-if type(head[1]) == 'string' then
-  local read = 1
-  if type(head[2]) == 'string' then read = 2 end
-  if read == 2 and type(head[3]) == 'string' then read = 3 end
-  local start = tonumber(ARGV[3])
-  local removed = 0
-  if tonumber(string.match(head[1], '^(%d+)')) <= start then
-    removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-  end
-  if read < 3 then
-    count = read - removed
-  else
-    count = redis.call('ZCARD', KEYS[1])
-  end
-  if count <= 0 then
-    count = 0
-    if removed > 0 then redis.call('DEL', KEYS[1]) end
-  elseif removed < read then
-    oldest = head[removed + 1]
-  else
-    oldest = memberAt(0)
+local tos, ns, froms, labels = {}, {}, {}, {}
+local count = 0
+local v = redis.call('GET', KEYS[1])
+if type(v) == 'string' then
+  local start = tonumber(ARGV[2])
+  local live = false
+  for to, n, from, label in string.gmatch(v, '(%d+),(%d+),(%d*),(%d+);') do
+    if live or tonumber(to) > start then
+      live = true
+      local i = #tos + 1
+      tos[i] = to
+      ns[i] = tonumber(n)
+      froms[i] = from
+      labels[i] = label
+      count = count + ns[i]
+    end
   end
 end
-local limit = tonumber(ARGV[4])
 
+local limit = tonumber(ARGV[3])
 if count >= limit then
-  if count > limit then oldest = memberAt(count - limit) end
-  return { 0, count, oldest }
+  local left = count
+  for i = 1, #tos do
+    left = left - ns[i]
+    if left < limit then return { 0, count, tos[i] } end
+  end
+  return { 0, count, '' }
 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-if count == 0 then oldest = ARGV[2] end
+
+local oldest = tos[1] or ARGV[1]
+local last = #tos
+if last > 0 and tonumber(ARGV[1]) <= tonumber(tos[last]) then
+  -- Same millisecond (or a clock a little behind another server's): counts with the newest entry.
+  ns[last] = ns[last] + 1
+else
+  last = last + 1
+  tos[last] = ARGV[1]
+  ns[last] = 1
+  froms[last] = ''
+  labels[last] = ARGV[5]
+end
+if last > MAX_ENTRIES then
+  -- Merge the oldest two neighbours of one slot (live entries span at most 16 slots, so two exist).
+  local i = 1
+  for j = 1, last - 1 do
+    if labels[j] == labels[j + 1] then
+      i = j
+      break
+    end
+  end
+  if froms[i] == '' then froms[i] = tos[i] end
+  tos[i] = tos[i + 1]
+  ns[i] = ns[i] + ns[i + 1]
+  labels[i] = labels[i + 1]
+  table.remove(tos, i + 1)
+  table.remove(ns, i + 1)
+  table.remove(froms, i + 1)
+  table.remove(labels, i + 1)
+end
+local parts = {}
+for j = 1, #tos do
+  parts[j] = tos[j] .. ',' .. ns[j] .. ',' .. froms[j] .. ',' .. labels[j] .. ';'
+end
+redis.call('SET', KEYS[1], table.concat(parts), 'PX', ARGV[4])
 return { 1, count + 1, oldest }

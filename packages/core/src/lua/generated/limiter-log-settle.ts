@@ -4,5 +4,5 @@ import { defineScript } from '../../internal/script.js';
 export const limiterLogSettle = defineScript({
   name: "limiter-log-settle",
   numberOfKeys: 1,
-  source: "local held = redis.call('ZREM', KEYS[1], ARGV[2])\nif ARGV[1] == 's' then\n  redis.call('DEL', KEYS[1])\nelseif redis.call('ZCARD', KEYS[1]) == 0 then\n  redis.call('DEL', KEYS[1])\nend\nreturn { held }",
+  source: "if ARGV[1] == 's' then\n  return { redis.call('DEL', KEYS[1]) }\nend\nlocal v = redis.call('GET', KEYS[1])\nif type(v) ~= 'string' then return { 0 } end\nlocal at = tonumber(ARGV[2])\nlocal held = 0\nlocal parts = {}\nfor to, n, from, label in string.gmatch(v, '(%d+),(%d+),(%d*),(%d+);') do\n  local first = from\n  if first == '' then first = to end\n  local count = tonumber(n)\n  if held == 0 and tonumber(first) <= at and at <= tonumber(to) then\n    held = 1\n    count = count - 1\n  end\n  if count > 0 then parts[#parts + 1] = to .. ',' .. count .. ',' .. from .. ',' .. label .. ';' end\nend\nif held == 0 then return { 0 } end\nif #parts == 0 then\n  redis.call('DEL', KEYS[1])\nelse\n  local ttl = redis.call('PTTL', KEYS[1])\n  if ttl > 0 then\n    redis.call('SET', KEYS[1], table.concat(parts), 'PX', ttl)\n  else\n    redis.call('DEL', KEYS[1])\n  end\nend\nreturn { 1 }",
 });

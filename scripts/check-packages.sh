@@ -44,6 +44,9 @@ new Redis({ lazyConnect: true }).disconnect();
 console.log('ok');
 JS
   [ "$(node smoke.mjs)" = ok ] || { echo "check-packages: ESM smoke failed (ioredis $ioredis)" >&2; exit 1; }
+  # The `latchkey` bin of @latchkey/core, as npm linked it.
+  node_modules/.bin/latchkey keys generate --json | grep -q '"kid": "k4.pid\.' ||
+    { echo "check-packages: the latchkey bin did not run (ioredis $ioredis)" >&2; exit 1; }
   cat >consumer.ts <<'TS'
 import { Redis } from 'ioredis';
 import Koa from 'koa';

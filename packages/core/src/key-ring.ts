@@ -283,6 +283,26 @@ export function paserkPid(publicText: string): string {
   return `k4.pid.${Buffer.from(digest).toString('base64url')}`;
 }
 
+/**
+ * The `k4.public` PASERK and default key id (`k4.pid`) of a `k4.secret` PASERK: what a resource server
+ * that only verifies needs (the CLI's `keys public`).
+ * @throws {KeyError} when the text is not a valid `k4.secret` PASERK.
+ * @internal
+ */
+export async function publicKeyOf(secretText: string): Promise<{ kid: string; public: string }> {
+  const text = typeof secretText === 'string' ? secretText.trim() : '';
+  if (!text.startsWith('k4.secret.')) throw new KeyError('the key must be a k4.secret PASERK');
+  let publicText: string;
+  try {
+    publicText = await v4.ExportPublicKey(
+      await v4.GetPublicKey(await v4.ImportSecretKey(text as `k4.secret.${string}`)),
+    );
+  } catch (cause) {
+    throw new KeyError('the key is not a valid k4.secret PASERK', { cause });
+  }
+  return { kid: defaultKid(publicText), public: publicText };
+}
+
 /** The default key id before k4.pid (kept as an alias so tokens signed under it keep verifying). */
 function legacyKid(publicText: string): string {
   return sha256(`latchkey/kid\u0000${publicText}`).slice(0, 16);

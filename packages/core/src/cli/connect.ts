@@ -1,0 +1,159 @@
+import { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
+import { CommandFailed, UsageError } from './io.js';
+
+/** Where the command connects: the same choices (and variable names) as the example server. */
+export type Target =
+  | { readonly kind: 'url'; readonly url: string }
+  | { readonly kind: 'cluster'; readonly nodes: ReadonlyArray<{ host: string; port: number }> };
+
+/** How long connecting may take before the command gives up, in ms. */
+const CONNECT_TIMEOUT_MS = 3000;
+/** How long one command may take, in ms (SCAN batches and MEMORY USAGE pipelines included). */
+const COMMAND_TIMEOUT_MS = 10_000;
+
+/**
+ * `--redis <url>` or `--cluster <host:port,…>`, else `REDIS_URL` or `REDIS_CLUSTER` (the example
+ * server's variables). Exactly one.
+ * @throws {UsageError} when none or both are given, or one is malformed.
+ */
+export function resolveTarget(
+  values: { readonly redis?: string | undefined; readonly cluster?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): Target {
+  const fromFlags = values.redis !== undefined || values.cluster !== undefined;
+  const url = fromFlags ? values.redis : nonEmpty(env['REDIS_URL']);
+  const cluster = fromFlags ? values.cluster : nonEmpty(env['REDIS_CLUSTER']);
+  if (url !== undefined && cluster !== undefined) {
+    throw new UsageError(
+      fromFlags ? 'give --redis or --cluster, not both' : 'REDIS_URL and REDIS_CLUSTER are both set',
+    );
+  }
+  if (url !== undefined) {
+    if (!/^rediss?:\/\/\S+$/.test(url)) throw new UsageError('--redis must be a redis:// or rediss:// URL');
+    return { kind: 'url', url };
+  }
+  if (cluster !== undefined) return { kind: 'cluster', nodes: hostPorts(cluster) };
+  throw new UsageError('give --redis <url> or --cluster <host:port,…> (or set REDIS_URL or REDIS_CLUSTER)');
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+/** `host:port,host:port` (IPv6 in brackets). */
+export function hostPorts(text: string): Array<{ host: string; port: number }> {
+  return text.split(',').map((entry) => {
+    const match = /^\s*(\[[^\]]+\]|[^:\s,]+):(\d{1,5})\s*$/.exec(entry);
+    const host = match?.[1];
+    const port = Number(match?.[2]);
+    if (host === undefined || !(port > 0 && port <= 65535)) {
+      throw new UsageError(`--cluster must be host:port,… (got "${entry.trim()}")`);
+    }
+    return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
+  });
+}
+
+/** The target without credentials, for messages. */
+export function describeTarget(target: Target): string {
+  if (target.kind === 'cluster') return `the Redis Cluster at ${target.nodes.map(hostPort).join(',')}`;
+  try {
+    const url = new URL(target.url);
+    return `the Redis server at ${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return 'the Redis server of --redis';
+  }
+}
+
+export function hostPort(node: { readonly host: string; readonly port: number }): string {
+  return node.host.includes(':') ? `[${node.host}]:${node.port}` : `${node.host}:${node.port}`;
+}
+
+/** Options of a one-shot connection: no offline queue, no reconnection, bounded waits. */
+const ONE_SHOT = Object.freeze({
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  connectTimeout: CONNECT_TIMEOUT_MS,
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  maxRetriesPerRequest: 0,
+  retryStrategy: () => null,
+});
+
+/** One server by URL or address; connected, or {@link CommandFailed}. */
+export async function connectNode(
+  where: string | { readonly host: string; readonly port: number },
+  what: string,
+): Promise<Redis> {
+  const client =
+    typeof where === 'string'
+      ? new Redis(where, ONE_SHOT)
+      : new Redis({ ...ONE_SHOT, host: where.host, port: where.port });
+  let last: unknown;
+  client.on('error', (error: unknown) => {
+    last = error;
+  });
+  try {
+    await withTimeout(client.connect(), CONNECT_TIMEOUT_MS + 500);
+    return client;
+  } catch (error) {
+    client.disconnect();
+    throw new CommandFailed(`cannot reach ${what}: ${reason(last ?? error)}`);
+  }
+}
+
+/** The client the stores use: one server, or a Cluster (slots discovered from the start-up nodes). */
+export async function connect(target: Target): Promise<RedisClient> {
+  if (target.kind === 'url') return connectNode(target.url, describeTarget(target));
+  const cluster = new Cluster(
+    target.nodes.map((n) => ({ host: n.host, port: n.port })),
+    {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: () => null,
+      slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+      redisOptions: {
+        connectTimeout: CONNECT_TIMEOUT_MS,
+        commandTimeout: COMMAND_TIMEOUT_MS,
+        maxRetriesPerRequest: 0,
+      },
+    },
+  );
+  let last: unknown;
+  cluster.on('error', (error: unknown) => {
+    last = error;
+  });
+  cluster.on('node error', (error: unknown) => {
+    last = error;
+  });
+  try {
+    await withTimeout(cluster.connect(), 2 * CONNECT_TIMEOUT_MS);
+    return cluster;
+  } catch (error) {
+    cluster.disconnect();
+    throw new CommandFailed(`cannot reach ${describeTarget(target)}: ${reason(last ?? error)}`);
+  }
+}
+
+/** Closes a client without waiting on a dead connection. */
+export async function close(client: RedisClient | Redis): Promise<void> {
+  try {
+    await withTimeout(client.quit(), 1000);
+  } catch {
+    // already gone
+  }
+  client.disconnect();
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The error's message without a stack, and without the URL (which may hold a password). */
+export function reason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/rediss?:\/\/\S+/g, '<url>').split('\n')[0] ?? 'unknown error';
+}

@@ -12,6 +12,7 @@ export {
   type IssuedAccessToken,
 } from './access-tokens.js';
 export { type Clock, systemClock } from './clock.js';
+export type { CommandHook, CommandTiming } from './command-timing.js';
 export {
   CrossSlotError,
   EvictionPolicyError,

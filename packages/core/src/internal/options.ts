@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../clock.js';
+import type { CommandHook } from '../command-timing.js';
 import { InvalidOptionError } from '../errors.js';
 import type { SecurityEventHook } from '../events.js';
 import { DEFAULT_PREFIX, KeySpace } from '../keys.js';
@@ -38,6 +39,14 @@ export interface StoreOptions {
    * @example { redis, durability: { replicas: 1, timeoutMs: 250 } }
    */
   readonly durability?: DurabilityOptions;
+  /**
+   * Receives the timing of every Redis call the store makes — the operation (its script's name), the
+   * duration in ms and the outcome (`ok`, `unavailable`, `failed`) — for metrics or tracing. Must not
+   * throw. Unset (the default), no timing work is done.
+   * @default undefined (off)
+   * @example { redis, onCommand: (t) => histogram.observe({ operation: t.operation, outcome: t.outcome }, t.durationMs / 1000) }
+   */
+  readonly onCommand?: CommandHook;
 }
 
 /** @internal What every store resolves its shared options into. */
@@ -65,10 +74,13 @@ export function resolveStoreOptions(options: StoreOptions): StoreContext {
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
     throw new InvalidOptionError('onEvent must be a function');
   }
+  if (options.onCommand !== undefined && typeof options.onCommand !== 'function') {
+    throw new InvalidOptionError('onCommand must be a function');
+  }
   const timeout = positiveInt('commandTimeoutMs', options.commandTimeoutMs, DEFAULT_COMMAND_TIMEOUT_MS);
   const durability = resolveDurability(options.durability);
   return Object.freeze({
-    runner: new ScriptRunner(redis, timeout, durability),
+    runner: new ScriptRunner(redis, timeout, durability, options.onCommand ?? null),
     keys: new KeySpace(options.prefix ?? DEFAULT_PREFIX),
     clock,
     onEvent: options.onEvent,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CommandHook } from '../command-timing.js';
 import { StoreFailedError, StoreUnavailableError } from '../errors.js';
 import { assertSameSlot } from '../keys.js';
 import type { RedisClient } from '../redis.js';
@@ -59,15 +60,19 @@ export class ScriptRunner {
   readonly timeoutMs: number;
   /** Replica acknowledgement of revoking calls, or null (off). */
   readonly durability: Durability | null;
+  /** Receives each call's timing (`StoreOptions.onCommand`), or null (off: no timing work at all). */
+  readonly onCommand: CommandHook | null;
 
   constructor(
     redis: RedisClient,
     timeoutMs: number = DEFAULT_COMMAND_TIMEOUT_MS,
     durability: Durability | null = null,
+    onCommand: CommandHook | null = null,
   ) {
     this.redis = redis;
     this.timeoutMs = timeoutMs;
     this.durability = durability;
+    this.onCommand = onCommand;
     if (durability !== null) durableConnection(redis);
   }
 
@@ -76,6 +81,16 @@ export class ScriptRunner {
    * durability also waits for the replicas' acknowledgement (same round trip, up to its timeout more).
    */
   run(
+    script: Script,
+    keys: readonly string[],
+    args: readonly ScriptArg[],
+    flags?: RunFlags,
+  ): Promise<unknown> {
+    if (this.onCommand === null) return this.#run(script, keys, args, flags);
+    return timed(this.onCommand, script.name, () => this.#run(script, keys, args, flags));
+  }
+
+  #run(
     script: Script,
     keys: readonly string[],
     args: readonly ScriptArg[],
@@ -138,6 +153,48 @@ export class ScriptRunner {
     }
     return client[script.command] as CustomCommand;
   }
+}
+
+/**
+ * Runs `call` and reports its duration and outcome to `hook` once it settled (the hook sees the call
+ * before the caller does; its errors are swallowed). The caller gets `call`'s own promise.
+ */
+function timed(hook: CommandHook, operation: string, call: () => Promise<unknown>): Promise<unknown> {
+  const started = performance.now();
+  const report = (error?: unknown): void => {
+    const durationMs = performance.now() - started;
+    try {
+      if (error === undefined) hook({ operation, durationMs, outcome: 'ok' });
+      else {
+        const outcome = error instanceof StoreUnavailableError ? 'unavailable' : 'failed';
+        hook({
+          operation,
+          durationMs,
+          outcome,
+          error: error instanceof Error ? error : new Error(String(error)),
+        });
+      }
+    } catch {
+      // A metrics hook must never turn a completed call into an error.
+    }
+  };
+  let pending: Promise<unknown>;
+  try {
+    pending = call();
+  } catch (error) {
+    report(error);
+    throw error;
+  }
+  return pending.then(
+    (value) => {
+      report();
+      return value;
+    },
+    (error: unknown) => {
+      report(error);
+      throw error;
+    },
+  );
 }
 
 const everReady = new WeakSet<object>();

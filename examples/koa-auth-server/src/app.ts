@@ -37,6 +37,7 @@ import bodyParser from 'koa-bodyparser';
 import { type Config, isLoopbackHostHeader, RESET_CONFIRMS_PER_REQUEST } from './config.js';
 import { type Logger, logSecurityEvent, requestLog } from './logger.js';
 import type { DevOutbox, Mailer, MailPurpose } from './mailer.js';
+import type { Metrics } from './metrics.js';
 import { RedisAvailability } from './outage.js';
 import { browserPage } from './page.js';
 import { type PasswordChecker, PasswordHasher, type PasswordHashingOptions } from './passwords.js';
@@ -87,6 +88,12 @@ export interface AppDeps {
    * @default new RedisAvailability(redis, logger)
    */
   readonly availability?: RedisAvailability;
+  /**
+   * Prometheus metrics: fed by the stores' `onEvent` and `onCommand` hooks, the HTTP middleware and
+   * `availability`; `GET /metrics` on the app's port where `config.metrics.onAppPort` says so.
+   * @default none (no metrics)
+   */
+  readonly metrics?: Metrics;
 }
 
 /** The most a `/healthz` probe waits for Redis, in ms. */
@@ -143,8 +150,17 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const clock = deps.clock ?? systemClock;
   const prefix = deps.prefix ?? 'lk';
   const limits = config.limits;
-  const onEvent = logSecurityEvent(logger);
+  const metrics = deps.metrics;
+  const logEvent = logSecurityEvent(logger);
+  const onEvent: typeof logEvent =
+    metrics === undefined
+      ? logEvent
+      : (event) => {
+          logEvent(event);
+          metrics.onEvent(event);
+        };
   const availability = deps.availability ?? new RedisAvailability(redis, logger);
+  metrics?.watch(availability);
   // config.durability: revocations wait for replica acknowledgements (latchkey's durability option).
   const store = {
     redis,
@@ -152,6 +168,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     clock,
     onEvent,
     ...(config.durability === undefined ? {} : { durability: config.durability }),
+    ...(metrics === undefined ? {} : { onCommand: metrics.onCommand }),
   };
 
   const idleTimeoutMs = limits.sessionIdleTtlSeconds * 1000;
@@ -211,6 +228,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     await next();
   });
   app.use(requestLog(logger));
+  if (metrics !== undefined) app.use(metrics.http());
   if (config.dev) {
     // Development mode serves codes from its outbox to whoever asks: only to clients that reached it
     // by a loopback name. A foreign name resolving to 127.0.0.1 (DNS rebinding) gets 421.
@@ -223,6 +241,8 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       };
     });
   }
+  // GET /metrics on this port: in development, or behind METRICS_TOKEN; with METRICS_PORT only there.
+  if (metrics !== undefined && config.metrics.onAppPort) app.use(metrics.endpoint(config.metrics.token));
   app.use(
     latchkeyErrors({
       onServerError: (error) => {

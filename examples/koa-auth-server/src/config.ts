@@ -55,6 +55,17 @@ export interface Config {
   readonly secureCookies: boolean;
   readonly limits: Limits;
   readonly logLevel: string;
+  /**
+   * Where `GET /metrics` (Prometheus text) is served: `METRICS_PORT` → only on a listener of its own on
+   * that port (same `HOST`); else `METRICS_TOKEN` → on the app's port behind `Authorization: Bearer`;
+   * else on the app's port in development mode only. With `METRICS_TOKEN`, every `/metrics` needs it.
+   */
+  readonly metrics: {
+    readonly port: number | undefined;
+    readonly token: string | undefined;
+    /** Whether the app's own port answers `/metrics` (else 404 there). */
+    readonly onAppPort: boolean;
+  };
 }
 
 /** A configuration the server refuses to start with. The message is the one line it prints. */
@@ -235,6 +246,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('SESSION_IDLE_TTL_SECONDS must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
 
+  const metricsPortText = get('METRICS_PORT');
+  const metricsPort =
+    metricsPortText === undefined ? undefined : integer('METRICS_PORT', metricsPortText, 0, 0, 65535);
+  const metricsToken = get('METRICS_TOKEN');
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{32,256}$/.test(metricsToken)) {
+    throw new ConfigError('METRICS_TOKEN must be 32 to 256 printable characters without spaces');
+  }
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError('METRICS_PORT must differ from PORT');
+  }
+
   const logLevel = get('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`);
@@ -256,6 +278,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secureCookies: !dev,
     limits: Object.freeze(limits),
     logLevel,
+    metrics: Object.freeze({
+      port: metricsPort,
+      token: metricsToken,
+      onAppPort: metricsPort === undefined && (metricsToken !== undefined || dev),
+    }),
   });
 }
 

@@ -31,7 +31,8 @@ async function main(): Promise<void> {
     }
   }
 
-  const { app, redis, logger, generated, close } = await assemble({ config });
+  const { app, redis, logger, generated, metrics, close } = await assemble({ config });
+  metrics.collectProcessMetrics();
   const callback = app.callback();
   const server: Server = tls === undefined ? createHttpServer(callback) : createHttpsServer(tls, callback);
   // A malformed request line or header never reaches Koa; answer it without a stack trace.
@@ -48,6 +49,23 @@ async function main(): Promise<void> {
     });
   }).catch((error: unknown) => fail(`cannot listen on ${config.host}:${config.port}: ${String(error)}`));
 
+  // METRICS_PORT: /metrics on a listener of its own (the app's port then never serves it).
+  let metricsServer: Server | undefined;
+  if (config.metrics.port !== undefined) {
+    const listener = metrics.listener(config.metrics.token);
+    const metricsPort = config.metrics.port;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(metricsPort, config.host, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    }).catch((error: unknown) =>
+      fail(`cannot listen for metrics on ${config.host}:${metricsPort}: ${String(error)}`),
+    );
+    metricsServer = listener;
+  }
+
   // Signal handlers before the start-up line: whoever waits for that line may signal at once, and a
   // signal that arrives before its handler exists kills the process with no graceful stop.
   let stopping = false;
@@ -57,6 +75,8 @@ async function main(): Promise<void> {
     process.stdout.write(`koa-auth-server: ${signal}: finishing in-flight requests\n`);
     const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
     force.unref();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     server.close(() => {
       clearTimeout(force);
       void close().finally(() => {
@@ -78,6 +98,16 @@ async function main(): Promise<void> {
     `  mode: ${config.dev ? 'development (dev outbox at /dev/outbox, cookie "sid" without Secure)' : 'production'}`,
     `  Redis: ${describeTarget(config.redis)}`,
   ];
+  const metricsAddress = metricsServer?.address();
+  if (typeof metricsAddress === 'object' && metricsAddress !== null) {
+    lines.push(
+      `  metrics: http://${host}:${metricsAddress.port}/metrics${config.metrics.token === undefined ? '' : ' (METRICS_TOKEN bearer)'}`,
+    );
+  } else if (config.metrics.onAppPort) {
+    lines.push(
+      `  metrics: /metrics on this port${config.metrics.token === undefined ? ' (development mode)' : ' (METRICS_TOKEN bearer)'}`,
+    );
+  }
   if (generated.length > 0) {
     lines.push(
       `  generated for this run: ${generated.join(' and ')} (tokens and codes stop working on restart)`,

@@ -4,6 +4,7 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { DevOutbox, DroppingMailer, type Mailer } from './mailer.js';
+import { Metrics } from './metrics.js';
 import { RedisAvailability } from './outage.js';
 import type { PasswordChecker, PasswordHashingOptions } from './passwords.js';
 import { closeRedis, createRedisClient } from './redis.js';
@@ -30,6 +31,8 @@ export interface Assembled {
   readonly availability: RedisAvailability;
   /** The dev outbox (development mode only). */
   readonly outbox: DevOutbox | undefined;
+  /** The app's Prometheus metrics (served per `config.metrics`; `server.ts` opens `METRICS_PORT`). */
+  readonly metrics: Metrics;
   /** What was generated because the environment did not provide it (for the start-up line). */
   readonly generated: readonly string[];
   /** Closes the Redis connection when {@link assemble} opened it. */
@@ -77,7 +80,9 @@ export async function assemble(options: AssembleOptions): Promise<Assembled> {
     : undefined;
   const mailer = options.mailer ?? outbox ?? new DroppingMailer((line) => logger.warn(line));
   const availability = new RedisAvailability(redis, logger);
+  const metrics = new Metrics();
   const app = createApp({
+    metrics,
     config,
     redis,
     availability,
@@ -97,6 +102,7 @@ export async function assemble(options: AssembleOptions): Promise<Assembled> {
     logger,
     availability,
     outbox,
+    metrics,
     generated,
     close: async () => {
       availability.close();

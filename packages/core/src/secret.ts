@@ -11,6 +11,8 @@ export type SecretPurpose =
   | 'identifier-hmac'
   | 'refresh-successor'
   | 'known-device'
+  | 'recovery-code-hmac'
+  | 'secret-box'
   | (string & { readonly __custom?: never });
 
 /**

@@ -3,6 +3,8 @@
  * tokens, codes, passwords or raw identifiers, so a hook may log them as they are.
  */
 
+import type { MfaMethod } from './internal/second-factor.js';
+
 interface EventBase {
   /** When it happened, by the store's clock (epoch ms). */
   readonly at: number;
@@ -83,6 +85,23 @@ export type SecurityEvent =
       /** The counter the refused assertion carried (≤ the stored one: a cloned authenticator?). */
       readonly presentedCounter: number;
     })
+  | (EventBase & {
+      readonly type: 'mfa.succeeded';
+      readonly userId: string;
+      readonly method: MfaMethod;
+      /** The pending login's public id. */
+      readonly loginId: string;
+    })
+  | (EventBase & {
+      readonly type: 'mfa.failed';
+      readonly userId: string;
+      readonly method: MfaMethod;
+      /** The pending login's public id; absent for a check outside a login (setup, disable). */
+      readonly loginId?: string;
+    })
+  | (EventBase & { readonly type: 'mfa.token-burned'; readonly userId: string; readonly loginId: string })
+  | (EventBase & { readonly type: 'mfa.locked'; readonly userId: string; readonly retryAfterMs: number })
+  | (EventBase & { readonly type: 'recovery-code.used'; readonly userId: string; readonly remaining: number })
   | (EventBase & { readonly type: 'password.reset'; readonly userId: string })
   | (EventBase & { readonly type: 'password.changed'; readonly userId: string });
 

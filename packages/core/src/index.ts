@@ -58,6 +58,17 @@ export {
   type ThrottlePolicy,
   type ThrottleResult,
 } from './login-limiter.js';
+export {
+  type BeginMfaLoginInput,
+  type BegunMfaLogin,
+  type IssueMfaEmailCodeResult,
+  type MfaAttempt,
+  MfaLogins,
+  type MfaLoginsOptions,
+  type MfaMethod,
+  type MfaVerifyResult,
+  type PendingMfaLogin,
+} from './mfa-logins.js';
 export { MAX_IDENTIFIER_LENGTH, normalizeIdentifier, normalizeIp, UNKNOWN_IP } from './normalize.js';
 export {
   type CodeAttempt,
@@ -81,6 +92,11 @@ export {
   type PasskeyTransport,
   type RecordPasskeyUseResult,
 } from './passkey-credentials.js';
+export {
+  type ConsumeRecoveryCodeResult,
+  RecoveryCodes,
+  type RecoveryCodesOptions,
+} from './recovery-codes.js';
 export type { RedisClient } from './redis.js';
 export { type CheckRedisOptions, checkRedis, type RedisCheckResult } from './redis-check.js';
 export {
@@ -99,6 +115,7 @@ export {
   type RevokeJtiOptions,
 } from './revocation-list.js';
 export { type SecretPurpose, ServerSecret } from './secret.js';
+export { SecretBox } from './secret-box.js';
 export {
   type CreateSessionOptions,
   type RevokeAllOptions,
@@ -108,6 +125,7 @@ export {
   type SessionStoreOptions,
   type SessionToken,
 } from './sessions.js';
+export { Totp, type TotpCheckResult, type TotpOptions } from './totp.js';
 export {
   type ChallengeBinding,
   type ChallengeRefusal,

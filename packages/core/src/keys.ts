@@ -65,6 +65,10 @@ export function assertSameSlot(keys: readonly string[], script: string): void {
  * | `P:pk:{T}:<sha256(credential id)>` | hash | one passkey credential of the user |
  * | `P:pkx:{T}` | zset | the user's passkey credentials (id digests), by createdAt |
  * | `P:pkc:{<sha256(credential id)>}` | hash | credential id → user id and public key (login lookup) |
+ * | `P:mp:{T}:<login id>` | hash | one pending second-factor login (the mfaToken's digest is the id) |
+ * | `P:mf:{T}` | string | the user's recent second-factor failures (comma list of instants) |
+ * | `P:mt:{T}` | string | the user's last accepted TOTP step |
+ * | `P:mr:{T}` | set | keyed digests of the user's unused recovery codes |
  */
 export class KeySpace {
   readonly prefix: string;
@@ -165,6 +169,22 @@ export class KeySpace {
 
   passkeyIndex(credentialDigest: string): string {
     return this.base('pkc', credentialDigest);
+  }
+
+  mfaPending(tag: string, loginId: string): string {
+    return `${this.base('mp', tag)}:${loginId}`;
+  }
+
+  mfaFailures(tag: string): string {
+    return this.base('mf', tag);
+  }
+
+  totpLastStep(tag: string): string {
+    return this.base('mt', tag);
+  }
+
+  recoveryCodes(tag: string): string {
+    return this.base('mr', tag);
   }
 
   /** A SCAN `MATCH` pattern for every key under this prefix, glob characters escaped. */

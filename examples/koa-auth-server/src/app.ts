@@ -5,17 +5,21 @@ import {
   isLatchkeyError,
   type KeyRing,
   LoginLimiter,
+  MfaLogins,
   OneTimeCodes,
   PasskeyCredentials,
+  RecoveryCodes,
   type RedisClient,
   type RefreshTokenReusedError,
   RefreshTokens,
+  SecretBox,
   type ServerSecret,
   type Session,
   SessionStore,
   type StaleAuthenticationError,
   StoreUnavailableError,
   systemClock,
+  Totp,
   WebAuthnChallenges,
 } from '@latchkey/core';
 import {
@@ -41,8 +45,9 @@ import type { Metrics } from './metrics.js';
 import { RedisAvailability } from './outage.js';
 import { browserPage } from './page.js';
 import { type PasswordChecker, PasswordHasher, type PasswordHashingOptions } from './passwords.js';
+import { methodsOf, mfaRoutes, TOTP_ISSUER } from './routes/mfa.js';
 import { passkeyRoutes } from './routes/passkeys.js';
-import { type User, UserStore } from './users.js';
+import { type StoredUser, type User, UserStore } from './users.js';
 import {
   bodyObject,
   field,
@@ -135,7 +140,7 @@ interface AppState extends SessionState<Data>, LoginLimitState, Partial<AuthStat
   /** The validated body of the route. */
   input?: Record<string, string>;
   /** The authenticated user, loaded by {@link loadUser}. */
-  user?: User & { readonly passwordHash: string };
+  user?: StoredUser;
 }
 
 type Ctx = ParameterizedContext<AppState>;
@@ -208,6 +213,13 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     issueLimitsAcrossIps: [{ max: 30, windowMs: DAY_MS }],
     resendCooldownMs: 60_000,
   });
+  // Second factors: pending logins (mfaTokens) whose `email` method uses the codes above (purpose
+  // `2fa`), TOTP with its last-accepted step per account, recovery codes, and the box that seals the
+  // TOTP secrets kept in the user records. The three share one failure budget per account.
+  const mfaLogins = new MfaLogins({ ...store, secret: deps.secret, codes });
+  const totp = new Totp({ ...store, issuer: TOTP_ISSUER });
+  const recoveryCodes = new RecoveryCodes({ ...store, secret: deps.secret });
+  const box = new SecretBox(deps.secret);
   const challenges = new WebAuthnChallenges(store);
   const passkeys = new PasskeyCredentials(store);
   const users = new UserStore({ redis, prefix: `${prefix}:app`, clock });
@@ -427,6 +439,48 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       return hasher.verify(current.passwordHash, password);
     };
 
+  /**
+   * The answer of a correct password for an account with TOTP: a pending login (an mfaToken bound to
+   * the user, the instant the password check began, and the allowed methods), no session yet. A login
+   * refused as stale retries once as {@link startLoginSession} does.
+   */
+  const answerMfaRequired = async (
+    ctx: Ctx,
+    user: StoredUser,
+    authenticatedAt: number,
+    stillCurrent: StillCurrent,
+  ): Promise<void> => {
+    const methods = methodsOf(user);
+    let begun: Awaited<ReturnType<MfaLogins['begin']>>;
+    try {
+      begun = await mfaLogins.begin({ userId: user.id, authenticatedAt, methods, amr: PASSWORD_AMR });
+    } catch (error) {
+      if (!isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw error;
+      const mark = (error as StaleAuthenticationError).revokedBefore;
+      if (!(await stillCurrent(authenticatedAt, mark)) || mark > clock.now() + 1) {
+        throw invalidCredentials(401);
+      }
+      try {
+        begun = await mfaLogins.begin({
+          userId: user.id,
+          authenticatedAt: Math.max(clock.now(), mark),
+          methods,
+          amr: PASSWORD_AMR,
+        });
+      } catch (again) {
+        if (isLatchkeyError(again, 'ERR_SESSION_STALE_AUTH')) throw invalidCredentials(401);
+        throw again;
+      }
+    }
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      mfaRequired: true,
+      mfaToken: begun.mfaToken,
+      methods,
+      expiresIn: Math.max(0, Math.round((begun.expiresAt - clock.now()) / 1000)),
+    };
+  };
+
   const tooManyAttempts = (retryAfterMs: number): HttpError =>
     new HttpError(429, TOO_MANY_ATTEMPTS.error, TOO_MANY_ATTEMPTS.message, {
       'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
@@ -502,6 +556,16 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       // then earlier than this authenticatedAt); the stored hash does not depend on clocks.
       const current = await users.findById(user.id);
       if (current === null || current.passwordHash !== user.passwordHash) throw invalidCredentials(401);
+      if (current.totpSealed !== null) {
+        // The password was right (the limiter settles this 200 as a success): a second step follows.
+        await answerMfaRequired(
+          ctx,
+          current,
+          authenticatedAt,
+          passwordStillCurrent(user.id, user.passwordHash, password),
+        );
+        return;
+      }
       await startLoginSession(
         ctx,
         { userId: user.id, authenticatedAt, amr: PASSWORD_AMR },
@@ -546,7 +610,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   router.get('/auth/me', ...web, authenticated, loadUser, async (ctx) => {
     const { sessionId, via, amr } = auth(ctx);
     const user = ctx.state.user as User;
-    const mfa = { totp: false, passkeys: await passkeys.count(user.id) };
+    const mfa = { totp: (user as StoredUser).totpSealed !== null, passkeys: await passkeys.count(user.id) };
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       userId: user.id,
@@ -741,6 +805,31 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     });
   }
 
+  const fresh = requireFreshAuth<AppState>({ maxAgeMs: FRESH_AUTH_MS, clock }) as Mw;
+  const revokeOthers = async (ctx: Ctx, userId: string, sessionId: string): Promise<void> => {
+    await sessions.revokeAllForUser(userId, { except: sessionId });
+    forgetCookieSessionIf(ctx, (current) => current.userId === userId && current.id !== sessionId);
+  };
+
+  mfaRoutes(router, {
+    logger,
+    users,
+    mfaLogins,
+    totp,
+    recoveryCodes,
+    box,
+    csrf,
+    cookieSession,
+    authenticated,
+    fresh,
+    withBody,
+    logIn: (ctx, login, refused) => startLoginSession(ctx, login, refused),
+    unauthenticated,
+    revokeOthers,
+    send,
+    tooManyAttempts,
+  });
+
   passkeyRoutes(router, {
     config,
     clock,
@@ -751,17 +840,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     csrf,
     cookieSession,
     authenticated,
-    fresh: requireFreshAuth<AppState>({ maxAgeMs: FRESH_AUTH_MS, clock }) as Mw,
+    fresh,
     withBody,
     perIp,
     loginThrottle,
     logIn: (ctx, login) =>
       startLoginSession(ctx, login, () => new HttpError(401, 'invalid_passkey', 'the passkey is not valid')),
     unauthenticated,
-    revokeOthers: async (ctx, userId, sessionId) => {
-      await sessions.revokeAllForUser(userId, { except: sessionId });
-      forgetCookieSessionIf(ctx, (current) => current.userId === userId && current.id !== sessionId);
-    },
+    revokeOthers,
   });
 
   app.use(router.routes());

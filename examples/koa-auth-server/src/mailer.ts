@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from '@latchkey/core';
 
-/** What an email is for. */
-export type MailPurpose = 'verify-email' | 'password-reset';
+/** What an email is for (`2fa`: a second-factor code for a pending login). */
+export type MailPurpose = 'verify-email' | 'password-reset' | '2fa';
 
 /** One message carrying a one-time code. */
 export interface MailMessage {

@@ -14,7 +14,8 @@ import {
  *
  * | key | tag | type | holds | TTL |
  * |---|---|---|---|---|
- * | `P:u:{<userTag(id)>}` | the user (latchkey's tag) | hash | `id`, `email`, `ph` (argon2id PHC), `ev` (0/1), `ca` (ms), `pa` (ms) | 7 days until verified, then none |
+ * | `P:u:{<userTag(id)>}` | the user (latchkey's tag) | hash | `id`, `email`, `ph` (argon2id PHC), `ev` (0/1), `ca` (ms), `pa` (ms), `ts` (the TOTP secret, sealed by latchkey's `SecretBox`, once confirmed) | 7 days until verified, then none |
+ * | `P:ut:{<userTag(id)>}` | the user | string | a TOTP setup not yet confirmed (its secret, sealed) | {@link TOTP_SETUP_TTL_MS} |
  * | `P:ue:{<sha256(email)>}` | the email digest | string | `<userId>\|<claimedAt ms>` | the same as its user |
  *
  * The two keys live in different slots, so no operation spans both atomically. The order of writes
@@ -32,9 +33,18 @@ export interface User {
   readonly createdAt: number;
 }
 
-interface StoredUser extends User {
+/** A user with what only the server reads: the password hash and the sealed TOTP secret. */
+export interface StoredUser extends User {
   readonly passwordHash: string;
+  /** The confirmed TOTP secret, sealed (`SecretBox`, bound to the user id); null when TOTP is off. */
+  readonly totpSealed: string | null;
 }
+
+/** How long a TOTP setup waits for its confirmation, in ms. */
+export const TOTP_SETUP_TTL_MS = 15 * 60 * 1000;
+
+/** Outcome of {@link UserStore.confirmTotp}. */
+export type ConfirmTotpResult = 'confirmed' | 'no_user' | 'already_enabled' | 'no_pending_setup';
 
 /** Options of {@link UserStore}. */
 export interface UserStoreOptions {
@@ -117,7 +127,36 @@ redis.call('HSET', KEYS[1], 'ev', '1')
 redis.call('PERSIST', KEYS[1])
 return 1`;
 
+// A TOTP setup: KEYS[1] the user, KEYS[2] its pending setup (same tag); ARGV[1] the sealed secret,
+// ARGV[2] its TTL in ms. 0: no user; 2: TOTP already on; 1: stored (replacing an unconfirmed one).
+const TOTP_SETUP = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if type(redis.call('HGET', KEYS[1], 'ts')) == 'string' then return 2 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+// Turns the pending setup ARGV[1] (the one whose code was just checked) into the user's TOTP secret.
+// 0: no user; 2: TOTP already on; 3: no such pending setup (expired, or replaced meanwhile); 1: on.
+const TOTP_CONFIRM = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if type(redis.call('HGET', KEYS[1], 'ts')) == 'string' then return 2 end
+local pending = redis.call('GET', KEYS[2])
+if type(pending) ~= 'string' or pending ~= ARGV[1] then return 3 end
+redis.call('HSET', KEYS[1], 'ts', ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1`;
+
+// Removes the TOTP secret while it is still ARGV[1] (the one the disabling code was checked against).
+const TOTP_DISABLE = `
+local current = redis.call('HGET', KEYS[1], 'ts')
+if type(current) ~= 'string' or current ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'ts')
+return 1`;
+
 const SCRIPTS = {
+  appUserTotpSetupV1: { numberOfKeys: 2, lua: TOTP_SETUP },
+  appUserTotpConfirmV1: { numberOfKeys: 2, lua: TOTP_CONFIRM },
+  appUserTotpDisableV1: { numberOfKeys: 1, lua: TOTP_DISABLE },
   appUserClaimV1: { numberOfKeys: 1, lua: CLAIM },
   appUserReleaseV1: { numberOfKeys: 1, lua: RELEASE },
   appUserPersistClaimV1: { numberOfKeys: 1, lua: PERSIST_CLAIM },
@@ -158,6 +197,10 @@ export class UserStore {
 
   userKey(userId: string): string {
     return `${this.#prefix}:u:{${userTag(userId)}}`;
+  }
+
+  totpSetupKey(userId: string): string {
+    return `${this.#prefix}:ut:{${userTag(userId)}}`;
   }
 
   emailKey(email: string): string {
@@ -205,7 +248,7 @@ export class UserStore {
   }
 
   /** The user registered under `email` (normalized), or null. */
-  async findByEmail(email: string): Promise<(User & { readonly passwordHash: string }) | null> {
+  async findByEmail(email: string): Promise<StoredUser | null> {
     const claim = await this.#call(() => this.#redis.get(this.emailKey(email)));
     const ownerId = typeof claim === 'string' ? (claim.split('|')[0] ?? '') : '';
     // The second read happens for unknown addresses too, so both answer after the same round trips.
@@ -214,7 +257,7 @@ export class UserStore {
   }
 
   /** The user with `userId`, or null (never registered, or expired unverified). */
-  async findById(userId: string): Promise<(User & { readonly passwordHash: string }) | null> {
+  async findById(userId: string): Promise<StoredUser | null> {
     return this.#load(userId);
   }
 
@@ -261,11 +304,58 @@ export class UserStore {
     return Number(await this.#run('appUserVerifyV1', [this.userKey(user.id)], [])) === 1;
   }
 
+  /**
+   * Stores a new TOTP setup (its secret sealed), replacing an unconfirmed one; it lives
+   * {@link TOTP_SETUP_TTL_MS}. 'already_enabled' when the user has TOTP on, 'no_user' when gone.
+   */
+  async beginTotpSetup(userId: string, sealed: string): Promise<'stored' | 'no_user' | 'already_enabled'> {
+    const reply = Number(
+      await this.#run(
+        'appUserTotpSetupV1',
+        [this.userKey(userId), this.totpSetupKey(userId)],
+        [sealed, TOTP_SETUP_TTL_MS],
+      ),
+    );
+    return reply === 1 ? 'stored' : reply === 2 ? 'already_enabled' : 'no_user';
+  }
+
+  /** The sealed secret of the user's unconfirmed TOTP setup, or null. */
+  async pendingTotpSetup(userId: string): Promise<string | null> {
+    const value = await this.#call(() => this.#redis.get(this.totpSetupKey(userId)));
+    return typeof value === 'string' && value !== '' ? value : null;
+  }
+
+  /**
+   * Turns the pending setup `sealed` (whose code the caller just checked) into the user's TOTP secret
+   * and deletes the setup, atomically: of two confirmations of one setup only one succeeds, and a setup
+   * replaced meanwhile is not confirmed by a code of the old one.
+   */
+  async confirmTotp(userId: string, sealed: string): Promise<ConfirmTotpResult> {
+    const reply = Number(
+      await this.#run('appUserTotpConfirmV1', [this.userKey(userId), this.totpSetupKey(userId)], [sealed]),
+    );
+    if (reply === 1) return 'confirmed';
+    if (reply === 2) return 'already_enabled';
+    return reply === 3 ? 'no_pending_setup' : 'no_user';
+  }
+
+  /** Turns TOTP off while its secret is still `sealed`. False when it is off or was replaced. */
+  async disableTotp(userId: string, sealed: string): Promise<boolean> {
+    return Number(await this.#run('appUserTotpDisableV1', [this.userKey(userId)], [sealed])) === 1;
+  }
+
   async #load(userId: string): Promise<StoredUser | null> {
     const record = await this.#call(() => this.#redis.hgetall(this.userKey(userId)));
-    const { id, email, ph, ev, ca } = record as Partial<Record<string, string>>;
+    const { id, email, ph, ev, ca, ts } = record as Partial<Record<string, string>>;
     if (id !== userId || email === undefined || ph === undefined) return null;
-    return { id, email, passwordHash: ph, emailVerified: ev === '1', createdAt: Number(ca ?? 0) };
+    return {
+      id,
+      email,
+      passwordHash: ph,
+      emailVerified: ev === '1',
+      createdAt: Number(ca ?? 0),
+      totpSealed: ts === undefined || ts === '' ? null : ts,
+    };
   }
 
   async #exists(key: string): Promise<boolean> {

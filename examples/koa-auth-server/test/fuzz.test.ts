@@ -36,6 +36,13 @@ const ROUTES: ReadonlyArray<readonly [string, string]> = [
   ['POST', '/auth/verify-email/confirm'],
   ['POST', '/auth/password-reset/request'],
   ['POST', '/auth/password-reset/confirm'],
+  ['POST', '/auth/login/mfa'],
+  ['POST', '/auth/login/mfa/email'],
+  ['POST', '/auth/mfa/totp/setup'],
+  ['GET', '/auth/mfa/totp/setup/qr.svg'],
+  ['POST', '/auth/mfa/totp/confirm'],
+  ['DELETE', '/auth/mfa/totp'],
+  ['POST', '/auth/mfa/recovery-codes'],
   ['GET', '/dev/outbox'],
 ];
 
@@ -46,6 +53,8 @@ const FIELDS = [
   'currentPassword',
   'newPassword',
   'code',
+  'mfaToken',
+  'method',
   '__proto__',
   'constructor',
 ];

@@ -1,4 +1,4 @@
-import type { RedisClient } from '@latchkey/core';
+import { type RedisClient, userTag } from '@latchkey/core';
 import { type RedisServerHandle, startRedisServer } from '@latchkey/testing';
 import { realRedisSuite } from '@latchkey/testing/backends';
 import * as assert from 'uvu/assert';
@@ -19,10 +19,12 @@ type Request = [string, (c: Client) => Promise<Reply>];
 
 /** One request to every route that needs Redis (the cookie ones through `c`'s cookie). */
 function everyRoute(
-  user: { email: string; password: string; accessToken: string; refreshToken: string },
+  user: { userId: string; email: string; password: string; accessToken: string; refreshToken: string },
   sessionId: string,
 ): Request[] {
   const bearer = { bearer: user.accessToken, cookies: false } as const;
+  // Well-formed (it names the user's slot), so it reaches Redis.
+  const mfaToken = `m1.${userTag(user.userId)}.${'A'.repeat(43)}`;
   return [
     [
       'register',
@@ -53,6 +55,17 @@ function everyRoute(
       'reset request',
       (c) => c.post('/auth/password-reset/request', { email: user.email }, { cookies: false }),
     ],
+    ['mfa step (totp)', (c) => c.post('/auth/login/mfa', { mfaToken, method: 'totp', code: '123456' })],
+    [
+      'mfa step (recovery code)',
+      (c) => c.post('/auth/login/mfa', { mfaToken, method: 'recovery-code', code: 'AAAA-BBBB-CCCC-DDDD' }),
+    ],
+    ['mfa email code', (c) => c.post('/auth/login/mfa/email', { mfaToken })],
+    ['totp setup', (c) => c.post('/auth/mfa/totp/setup', undefined, bearer)],
+    ['totp qr', (c) => c.get('/auth/mfa/totp/setup/qr.svg', bearer)],
+    ['totp confirm', (c) => c.post('/auth/mfa/totp/confirm', { code: '123456' }, bearer)],
+    ['totp disable', (c) => c.delete('/auth/mfa/totp', { ...bearer, json: { code: '123456' } })],
+    ['recovery codes', (c) => c.post('/auth/mfa/recovery-codes', undefined, bearer)],
     [
       'reset confirm',
       (c) =>

@@ -8,6 +8,11 @@ const byId = (id) => document.getElementById(id);
 /** The last `GET /auth/me` answer, or null when signed out. */
 let me = null;
 
+/** The last `GET /auth/me` answer (for the other scripts of the page), or null when signed out. */
+export function currentUser() {
+  return me;
+}
+
 const SESSION_ENDED = 'Your session has ended (logged out, revoked elsewhere, or expired). Log in again.';
 
 export class ApiError extends Error {
@@ -77,11 +82,18 @@ export function describe(error) {
       return 'Could not reach the server. Is it still running?';
     case 400:
       if (error.code === 'invalid_code') {
+        if (error.retryAfter) return 'Too many wrong codes for this account. Try again later.';
         return 'That code is not valid: it is wrong, expired, already used, or out of attempts.';
       }
       return `The server could not accept this: ${error.serverMessage || 'check the form and try again'}.`;
     case 401:
       if (error.code === 'invalid_credentials') return 'Wrong email or password.';
+      if (error.code === 'invalid_mfa_token') {
+        return 'This login step has expired or was used up. Log in with your password again.';
+      }
+      if (error.code === 'reauthentication_required') {
+        return 'For this, log in again first (your last login is more than 10 minutes old).';
+      }
       return 'You are not signed in, or your session has ended. Log in again.';
     case 403:
       if (error.code === 'csrf_rejected') return 'The server refused this request as cross-site.';
@@ -90,6 +102,8 @@ export function describe(error) {
       return 'Not found: it no longer exists, or never did.';
     case 409:
       if (error.code === 'email_taken') return 'An account with this email already exists. Log in instead.';
+      if (error.code === 'mfa_already_enabled') return 'Two-factor authentication is already on.';
+      if (error.code === 'no_pending_setup') return 'Start the setup again: it expired or was replaced.';
       return 'This conflicts with something that already exists.';
     case 413:
       return 'That is more data than the server accepts.';
@@ -186,8 +200,29 @@ function showSignedIn(data) {
   byId('me-user').textContent = data.userId;
   byId('me-session').textContent = data.sessionId;
   byId('me-via').textContent = data.via === 'session' ? 'session cookie' : String(data.via);
+  byId('me-amr').textContent = describeAmr(data.amr ?? []);
+  const factors = [
+    data.mfa?.totp ? 'authenticator app' : '',
+    data.mfa?.passkeys ? plural(data.mfa.passkeys, 'passkey') : '',
+  ];
+  byId('me-mfa').textContent = factors.filter((f) => f !== '').join(', ') || 'none';
   byId('verify-done').hidden = !data.emailVerified;
   byId('verify-steps').hidden = Boolean(data.emailVerified);
+}
+
+const AMR_WORDS = {
+  pwd: 'password',
+  otp: 'one-time code',
+  hwk: 'passkey (device-bound)',
+  swk: 'passkey (synced)',
+  mfa: 'two factors',
+};
+
+/** RFC 8176 method references in words, with the raw values: "password + one-time code (pwd otp mfa)". */
+function describeAmr(amr) {
+  if (amr.length === 0) return '—';
+  const words = amr.filter((v) => v !== 'mfa').map((v) => AMR_WORDS[v] ?? v);
+  return `${words.join(' + ')}${amr.includes('mfa') ? ', two factors' : ''} (${amr.join(' ')})`;
 }
 
 /** Asks the server who this cookie belongs to, then shows the matching view. */
@@ -272,7 +307,7 @@ async function revokeSession(session) {
 }
 
 /** The newest message of one purpose in the dev outbox, shown in `outputId` and filled into `input`. */
-async function showOutboxCode(email, purpose, outputId, input) {
+export async function showOutboxCode(email, purpose, outputId, input) {
   const output = byId(outputId);
   if (email === '') {
     notify('error', 'Enter the email address first.');
@@ -315,10 +350,25 @@ onSubmit('register-form', async (form) => {
 
 onSubmit('login-form', async (form) => {
   // The response body holds an access and a refresh token for API clients. This page does not read
-  // it: the HttpOnly session cookie set by the same response is all it needs.
-  await api('POST', '/auth/login', { email: field(form, 'email'), password: field(form, 'password') });
+  // it: the HttpOnly session cookie set by the same response is all it needs. Only when that cookie
+  // made no session does it read the body — then the account has a second factor and the body is
+  // `{ mfaRequired, mfaToken, methods }`, with no token in it — and mfa.js shows the second step.
+  const email = field(form, 'email');
+  const response = await api('POST', '/auth/login', { email, password: field(form, 'password') });
   form.elements.namedItem('password').value = '';
   await refreshMe();
+  if (me === null) {
+    const answer = await response.json();
+    if (answer.mfaRequired === true) {
+      document.dispatchEvent(
+        new CustomEvent('latchkey:mfa-required', {
+          detail: { email, mfaToken: answer.mfaToken, methods: answer.methods },
+        }),
+      );
+      notify('ok', 'Password accepted. Now the second step.');
+      return;
+    }
+  }
   notify('ok', me ? `Logged in as ${me.email}.` : 'Logged in.');
 });
 

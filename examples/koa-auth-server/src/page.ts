@@ -25,7 +25,7 @@ function load(file: string, type: string): Asset {
 
 /**
  * Serves the example's browser page: `GET /` (the page) and its assets `/app.css`, `/app.js`,
- * `/passkeys.js` and `/favicon.svg`, each with {@link PAGE_SECURITY_HEADERS} and `Cache-Control: no-cache`. Another method
+ * `/passkeys.js`, `/mfa.js` and `/favicon.svg`, each with {@link PAGE_SECURITY_HEADERS} and `Cache-Control: no-cache`. Another method
  * on these paths is 405 `method_not_allowed`; every other path goes on to the next middleware. The
  * files are read once, when the middleware is built.
  *
@@ -42,6 +42,7 @@ export function browserPage(): Middleware {
     ['/app.css', load('app.css', 'text/css; charset=utf-8')],
     ['/app.js', load('app.js', 'text/javascript; charset=utf-8')],
     ['/passkeys.js', load('passkeys.js', 'text/javascript; charset=utf-8')],
+    ['/mfa.js', load('mfa.js', 'text/javascript; charset=utf-8')],
     ['/favicon.svg', load('favicon.svg', 'image/svg+xml')],
   ]);
   return async (ctx, next) => {

@@ -12,7 +12,9 @@ import { startTestApp, type TestApp } from './helpers.js';
 const CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 const PUBLIC = new URL('../public/', import.meta.url);
 const html = readFileSync(new URL('index.html', PUBLIC), 'utf8');
-const scripts = ['app.js', 'passkeys.js'].map((file) => readFileSync(new URL(file, PUBLIC), 'utf8'));
+const scripts = ['app.js', 'passkeys.js', 'mfa.js'].map((file) =>
+  readFileSync(new URL(file, PUBLIC), 'utf8'),
+);
 
 const page = suite<{ app: TestApp }>('the browser page');
 page.before.each(async (ctx) => {
@@ -32,6 +34,7 @@ page('every file is served with the CSP, nosniff, no-referrer and its own type',
     ['/', /^text\/html; charset=utf-8$/],
     ['/app.js', /^text\/javascript; charset=utf-8$/],
     ['/passkeys.js', /^text\/javascript; charset=utf-8$/],
+    ['/mfa.js', /^text\/javascript; charset=utf-8$/],
     ['/app.css', /^text\/css; charset=utf-8$/],
     ['/favicon.svg', /^image\/svg\+xml$/],
   ] as const) {
@@ -61,7 +64,7 @@ page('the markup holds no inline script, style, event handler or javascript: URL
   const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)];
   assert.ok(scripts.length > 0);
   for (const [, attributes = '', body = ''] of scripts) {
-    assert.match(attributes, /\bsrc="\/(app|passkeys)\.js"/, 'scripts come from this origin');
+    assert.match(attributes, /\bsrc="\/(app|passkeys|mfa)\.js"/, 'scripts come from this origin');
     assert.is(body.trim(), '', 'no inline script');
   }
   assert.not.match(html, /<style\b/i, 'no inline style sheet');

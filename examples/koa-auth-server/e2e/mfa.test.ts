@@ -1,0 +1,210 @@
+// Two-factor authentication through the example's page in a real headless Chromium: turn TOTP on in
+// the page (the QR code is an image the server drew, the key is shown as text), see the recovery codes
+// once, log out, log in with the password and a TOTP code computed here (otpauth), then with a
+// recovery code; the session records both factors (amr).
+//
+// Without Chromium the tests are skipped with a loud line, unless LATCHKEY_REQUIRE_BROWSER=1 or
+// CI=true, which turn that into a failure.
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createFakeRedis } from '@latchkey/testing';
+import * as OTPAuth from 'otpauth';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadConfig } from '../src/config.js';
+import { assemble } from '../src/setup.js';
+import { available, browserTests, CHROMIUM, LAUNCH_ARGS } from './chromium.js';
+
+const PASSWORD = 'correct horse battery staple';
+
+interface Harness {
+  browser: Browser;
+  origin: string;
+  server: Server;
+  close: () => Promise<void>;
+  contexts: BrowserContext[];
+  problems: string[];
+}
+
+const h = {} as Harness;
+const test = suite('two-factor authentication in the page (headless Chromium)');
+const browserTest = browserTests(test, 90_000);
+
+test.before(async () => {
+  if (!available) return;
+  h.contexts = [];
+  h.problems = [];
+  const config = loadConfig({ HOST: '127.0.0.1', LOG_LEVEL: 'silent' });
+  const redis = createFakeRedis();
+  const assembled = await assemble({ config, redis });
+  const callback = assembled.app.callback();
+  h.server = createServer((req, res) => void callback(req, res));
+  await new Promise<void>((resolve) => h.server.listen(0, '127.0.0.1', resolve));
+  h.origin = `http://localhost:${(h.server.address() as AddressInfo).port}`;
+  h.close = async () => {
+    h.server.closeAllConnections();
+    await new Promise<void>((resolve) => h.server.close(() => resolve()));
+    await assembled.close();
+    redis.disconnect();
+  };
+  h.browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+});
+
+test.after.each(async () => {
+  if (!available) return;
+  const problems = h.problems.splice(0);
+  await Promise.all(h.contexts.splice(0).map((context) => context.close()));
+  assert.equal(problems, [], 'no uncaught exception or CSP violation in the page');
+});
+
+test.after(async () => {
+  if (!available) return;
+  await h.browser.close();
+  await h.close();
+});
+
+async function open(): Promise<Page> {
+  const context = await h.browser.newContext({ viewport: { width: 1200, height: 900 }, locale: 'en-US' });
+  context.setDefaultTimeout(15_000);
+  h.contexts.push(context);
+  const page = await context.newPage();
+  page.on('pageerror', (error) => h.problems.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    if (/Content Security Policy|Refused to/i.test(message.text())) h.problems.push(message.text());
+  });
+  await page.goto(h.origin);
+  await page.locator('#me-signed-out, #me-details').locator('visible=true').first().waitFor();
+  return page;
+}
+
+async function waitNotice(page: Page, text: RegExp): Promise<void> {
+  await page.locator('#notice').filter({ hasText: text }).waitFor();
+}
+
+/** The TOTP code of `secret` at `at`, as an authenticator app computes it. */
+function totpCode(secret: string, at: number): string {
+  return OTPAuth.TOTP.generate({
+    secret: OTPAuth.Secret.fromBase32(secret),
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    timestamp: at,
+  });
+}
+
+async function me(page: Page): Promise<{ email: string; amr: string[]; mfa: { totp: boolean } }> {
+  return (await page.evaluate(async () => (await fetch('/auth/me')).json())) as {
+    email: string;
+    amr: string[];
+    mfa: { totp: boolean };
+  };
+}
+
+async function logInWithPassword(page: Page, email: string): Promise<void> {
+  await page.fill('#login-form input[name="email"]', email);
+  await page.fill('#login-form input[name="password"]', PASSWORD);
+  await page.click('#login-form button[type="submit"]');
+}
+
+browserTest(
+  'turn TOTP on in the page, then log in with password + TOTP, and with a recovery code',
+  async () => {
+    const page = await open();
+    const email = `mfa-${randomBytes(4).toString('hex')}@example.test`;
+    await page.fill('#register-form input[name="email"]', email);
+    await page.fill('#register-form input[name="password"]', PASSWORD);
+    await page.click('#register-form button[type="submit"]');
+    await waitNotice(page, /Account created/);
+    await logInWithPassword(page, email);
+    await page.locator('#me-email').filter({ hasText: email }).waitFor();
+    await page
+      .locator('#me-amr')
+      .filter({ hasText: /password/ })
+      .waitFor();
+
+    // Set up: the QR code is an SVG image of this origin, drawn by the server; the key is text.
+    await page.click('#totp-setup');
+    await page.locator('#totp-pending').waitFor();
+    const secret = ((await page.textContent('#totp-secret')) ?? '').trim();
+    assert.match(secret, /^[A-Z2-7]{32}$/);
+    const qr = page.locator('#totp-qr');
+    // A string, evaluated in the page (the test's own tsconfig has no DOM types): the image loaded.
+    await page.waitForFunction(
+      "(() => { const img = document.getElementById('totp-qr'); return img.complete && img.naturalWidth > 0; })()",
+    );
+    assert.match((await qr.getAttribute('src')) ?? '', /^\/auth\/mfa\/totp\/setup\/qr\.svg/);
+    const svg = await page.evaluate(
+      async (src) => {
+        const response = await fetch(src);
+        return { type: response.headers.get('content-type'), text: await response.text() };
+      },
+      (await qr.getAttribute('src')) ?? '',
+    );
+    assert.match(svg.type ?? '', /^image\/svg\+xml/);
+    assert.match(svg.text, /^<svg /);
+
+    await page.fill('#totp-confirm-form input[name="code"]', totpCode(secret, Date.now()));
+    await page.click('#totp-confirm-form button[type="submit"]');
+    await waitNotice(page, /Two-factor authentication is on/);
+    await page.locator('#recovery-codes li').first().waitFor();
+    const recoveryCodes = await page.locator('#recovery-codes li').allTextContents();
+    assert.is(recoveryCodes.length, 10);
+    assert.ok((await me(page)).mfa.totp);
+    await page
+      .locator('#me-mfa')
+      .filter({ hasText: /authenticator app/ })
+      .waitFor();
+
+    // Log out; the recovery codes are not shown again.
+    await page.click('#logout');
+    await waitNotice(page, /Logged out/);
+    assert.not.ok(await page.locator('#recovery').isVisible());
+
+    // Password, then the next step's TOTP code (the confirmation spent the current one; ±1 step counts).
+    await logInWithPassword(page, email);
+    await waitNotice(page, /second step/);
+    await page.locator('#mfa-step').waitFor();
+    assert.not.ok(await page.locator('#me-details').isVisible(), 'not signed in after the password alone');
+    await page.selectOption('#mfa-method', 'totp');
+    await page.fill('#mfa-form input[name="code"]', totpCode(secret, Date.now() + 30_000));
+    await page.click('#mfa-form button[type="submit"]');
+    await waitNotice(page, /Logged in with two factors/);
+    await page.locator('#me-email').filter({ hasText: email }).waitFor();
+    assert.equal((await me(page)).amr, ['pwd', 'otp', 'mfa']);
+    await page
+      .locator('#me-amr')
+      .filter({ hasText: /two factors/ })
+      .waitFor();
+    assert.is(
+      await page.evaluate('localStorage.length + sessionStorage.length'),
+      0,
+      'the page stores nothing',
+    );
+
+    // Again with a recovery code.
+    await page.click('#logout');
+    await waitNotice(page, /Logged out/);
+    await logInWithPassword(page, email);
+    await page.locator('#mfa-step').waitFor();
+    await page.selectOption('#mfa-method', 'recovery-code');
+    await page.fill('#mfa-form input[name="code"]', recoveryCodes[0] ?? '');
+    await page.click('#mfa-form button[type="submit"]');
+    await waitNotice(page, /Logged in with two factors/);
+    assert.equal((await me(page)).amr, ['pwd', 'otp', 'mfa']);
+
+    // A used recovery code is refused the second time.
+    await page.click('#logout');
+    await waitNotice(page, /Logged out/);
+    await logInWithPassword(page, email);
+    await page.locator('#mfa-step').waitFor();
+    await page.selectOption('#mfa-method', 'recovery-code');
+    await page.fill('#mfa-form input[name="code"]', recoveryCodes[0] ?? '');
+    await page.click('#mfa-form button[type="submit"]');
+    await waitNotice(page, /code is not valid/);
+    assert.ok(await page.locator('#me-signed-out').isVisible());
+  },
+);
+
+test.run();

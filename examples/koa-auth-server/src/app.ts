@@ -119,8 +119,6 @@ const STALE_RETRY_WAIT_MS = 50;
  * `mark` the user's revoke-before mark ({@link StaleAuthenticationError.revokedBefore}).
  */
 type StillCurrent = (authenticatedAt: number, mark: number) => Promise<boolean>;
-/** "Fresh" authentication for sensitive routes (HTTP-API.md: `FRESH_AUTH_SECONDS`, 10 minutes). */
-const FRESH_AUTH_MS = 10 * 60 * 1000;
 
 type Data = Record<string, unknown>;
 
@@ -805,7 +803,9 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     });
   }
 
-  const fresh = requireFreshAuth<AppState>({ maxAgeMs: FRESH_AUTH_MS, clock }) as Mw;
+  // "Fresh": authenticated within FRESH_AUTH_SECONDS (10 minutes) by a password, a second factor or
+  // a passkey — each login's session carries the instant of its last check.
+  const fresh = requireFreshAuth<AppState>({ maxAgeMs: limits.freshAuthSeconds * 1000, clock }) as Mw;
   const revokeOthers = async (ctx: Ctx, userId: string, sessionId: string): Promise<void> => {
     await sessions.revokeAllForUser(userId, { except: sessionId });
     forgetCookieSessionIf(ctx, (current) => current.userId === userId && current.id !== sessionId);

@@ -27,6 +27,8 @@ export interface Limits {
   readonly registerMaxPerIp: number;
   readonly resetMaxPerIp: number;
   readonly passkeyLoginMaxPerIp: number;
+  /** How long after a login (password, second factor or passkey) sensitive routes count it as fresh. */
+  readonly freshAuthSeconds: number;
 }
 
 export interface Config {
@@ -83,6 +85,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   registerMaxPerIp: 10,
   resetMaxPerIp: 10,
   passkeyLoginMaxPerIp: 30,
+  freshAuthSeconds: 10 * 60,
 });
 
 const YEAR_SECONDS = 366 * 24 * 3600;
@@ -106,6 +109,7 @@ const LIMIT_ENV: ReadonlyArray<readonly [keyof Limits, string, number, number]> 
   // The confirm route's limit is RESET_CONFIRMS_PER_REQUEST times this one and must fit the limiter.
   ['resetMaxPerIp', 'RESET_MAX_PER_IP', 1, Math.floor(RATE_LIMIT_MAX / RESET_CONFIRMS_PER_REQUEST)],
   ['passkeyLoginMaxPerIp', 'PASSKEY_LOGIN_MAX_PER_IP', 1, 100_000],
+  ['freshAuthSeconds', 'FRESH_AUTH_SECONDS', 1, 24 * 3600],
 ];
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

@@ -289,6 +289,27 @@ setup(
 
 setup.run();
 
+const shortFresh = routeSuite('FRESH_AUTH_SECONDS', { FRESH_AUTH_SECONDS: '120' });
+
+shortFresh(
+  'sets how recent a login must be for the fresh routes, and the challenge says so',
+  async ({ app, clock }) => {
+    const client = app.client();
+    await signUp(client);
+    clock.advance(119_000);
+    assert.is((await client.post('/auth/mfa/totp/setup')).status, 200);
+    clock.advance(1000);
+    const stale = await client.post('/auth/mfa/totp/setup');
+    assertRefused(stale, 401, 'reauthentication_required');
+    assert.is(
+      stale.headers.get('www-authenticate'),
+      'Bearer error="insufficient_user_authentication", max_age=120',
+    );
+  },
+);
+
+shortFresh.run();
+
 // --- the two-step login -----------------------------------------------------------------------------
 
 const login = routeSuite('POST /auth/login with TOTP, POST /auth/login/mfa');

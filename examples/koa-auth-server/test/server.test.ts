@@ -42,6 +42,7 @@ config(
       registerMaxPerIp: 10,
       resetMaxPerIp: 10,
       passkeyLoginMaxPerIp: 30,
+      freshAuthSeconds: 600,
     });
   },
 );
@@ -57,6 +58,7 @@ config('every default is overridable by its variable', () => {
     REGISTER_MAX_PER_IP: '2',
     RESET_MAX_PER_IP: '4',
     PASSKEY_LOGIN_MAX_PER_IP: '7',
+    FRESH_AUTH_SECONDS: '120',
     REDIS_URL: 'redis://10.0.0.1:6380/2',
     TRUST_PROXY: '2',
     LATCHKEY_DEV: '1',
@@ -72,6 +74,7 @@ config('every default is overridable by its variable', () => {
     registerMaxPerIp: 2,
     resetMaxPerIp: 4,
     passkeyLoginMaxPerIp: 7,
+    freshAuthSeconds: 120,
   });
   assert.equal(c.redis, { kind: 'url', url: 'redis://10.0.0.1:6380/2' });
   assert.is(c.trustProxy, 2);

@@ -10,6 +10,8 @@ const byId = (id) => document.getElementById(id);
 
 /** The pending login: { email, mfaToken, methods }, or null. */
 let pending = null;
+/** How many setups this page started (a fresh QR image URL for each). */
+let setups = 0;
 
 function field(form, name) {
   const value = new FormData(form).get(name);
@@ -134,7 +136,9 @@ onClick('totp-setup', async () => {
   byId('recovery').hidden = true;
   byId('totp-secret').textContent = secret;
   // A new image each time: a new setup replaces the previous one (the answer is no-store anyway).
-  byId('totp-qr').src = `/auth/mfa/totp/setup/qr.svg?v=${encodeURIComponent(secret.slice(0, 8))}`;
+  // The URL carries a counter, never a part of the key (URLs end up in logs).
+  setups += 1;
+  byId('totp-qr').src = `/auth/mfa/totp/setup/qr.svg?setup=${setups}`;
   byId('totp-pending').hidden = false;
   byId('totp-confirm-form').elements.namedItem('code').focus();
 });

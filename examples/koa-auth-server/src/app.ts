@@ -228,9 +228,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     proxy: config.trustProxy > 0,
     maxIpsCount: config.trustProxy,
   });
-  // Errors are answered by latchkeyErrors; what still reaches Koa (a broken socket) is logged, once.
+  // Errors are answered by latchkeyErrors, which emits those it answered with a 5xx here (as Koa's
+  // own handler does); what else reaches Koa (a broken socket) is a warning. Each is logged once.
   app.silent = true;
-  app.on('error', (error: unknown) => logger.warn({ err: error }, 'request error'));
+  app.on('error', (error: unknown, ctx: Koa.Context | undefined) => {
+    if (error instanceof StoreUnavailableError) availability.failed(error);
+    else if (ctx !== undefined && ctx.status >= 500) logger.error({ err: error }, 'server error');
+    else logger.warn({ err: error }, 'request error');
+  });
 
   app.use(async (ctx, next) => {
     // X-Forwarded-Host is never trusted, also with TRUST_PROXY: Koa would take ctx.host from it.
@@ -253,14 +258,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   }
   // GET /metrics on this port: in development, or behind METRICS_TOKEN; with METRICS_PORT only there.
   if (metrics !== undefined && config.metrics.onAppPort) app.use(metrics.endpoint(config.metrics.token));
-  app.use(
-    latchkeyErrors({
-      onServerError: (error) => {
-        if (error instanceof StoreUnavailableError) availability.failed(error);
-        else logger.error({ err: error }, 'server error');
-      },
-    }),
-  );
+  app.use(latchkeyErrors());
   app.use(jsonFallbacks());
   // browser page (GET /): ahead of the API router.
   app.use(browserPage() as Mw);

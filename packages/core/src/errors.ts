@@ -16,15 +16,55 @@ export type LatchkeyErrorCode =
   | 'ERR_REFRESH_REUSED'
   | 'ERR_KEY_INVALID';
 
-/** Base class of every error latchkey throws. Test with `instanceof` or compare `code`. */
+/**
+ * The HTTP status each code answers with, as `@latchkey/koa`'s `HTTP_ERRORS` table does (a koa test
+ * pins that the two agree): infrastructure failures are 503, misconfiguration 500, never "authenticated".
+ */
+const HTTP_STATUS: Readonly<Record<LatchkeyErrorCode, number>> = Object.freeze({
+  ERR_INVALID_OPTION: 500,
+  ERR_INVALID_INPUT: 400,
+  ERR_STORE_UNAVAILABLE: 503,
+  ERR_STORE_FAILED: 503,
+  ERR_CROSS_SLOT: 503,
+  ERR_EVICTION_POLICY: 503,
+  ERR_SESSION_STALE_AUTH: 401,
+  ERR_SESSION_DATA_TOO_LARGE: 413,
+  ERR_REFRESH_REUSED: 401,
+  ERR_KEY_INVALID: 500,
+});
+
+/** Seconds a client should wait after a 503 before retrying (the `Retry-After` of unavailable errors). */
+const RETRY_AFTER_SECONDS = '1';
+
+/**
+ * Base class of every error latchkey throws. Test with `instanceof` or compare `code`.
+ *
+ * Shaped like an `http-errors` error, so a framework's default error handler (Koa's included) answers
+ * it sensibly without any latchkey middleware: `status`/`statusCode` (a store outage is 503, never
+ * 500), `expose` (true below 500 only: a 5xx message may name internals and is never shown) and
+ * `headers` (`Retry-After` on a 503).
+ */
 export class LatchkeyError extends Error {
   /** A stable, machine-readable code. */
   readonly code: LatchkeyErrorCode;
+  /** The HTTP status this error answers with (4xx for the request, 5xx for the server or the store). */
+  readonly status: number;
+  /** The same as `status`, for handlers that read Node's name for it. */
+  readonly statusCode: number;
+  /** Whether the message may be shown to the client: true for 4xx only, as in `http-errors`. */
+  readonly expose: boolean;
+  /** Response headers the answer should carry (`Retry-After` on 503), or undefined. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(code: LatchkeyErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
+    const status = HTTP_STATUS[code] ?? 500;
+    this.status = status;
+    this.statusCode = status;
+    this.expose = status < 500;
+    this.headers = status === 503 ? Object.freeze({ 'Retry-After': RETRY_AFTER_SECONDS }) : undefined;
   }
 }
 

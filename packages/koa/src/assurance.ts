@@ -1,5 +1,6 @@
-import type { Context } from 'koa';
+import type { ParameterizedContext } from 'koa';
 import { booleanOption, optionalFunction } from './internal/options.js';
+import { type RefusalMode, refuseRequest } from './refusal.js';
 
 /**
  * How strongly a route needs the user to have authenticated, judged by the RFC 8176 authentication
@@ -52,10 +53,15 @@ export function resolveAssurance(options: AssuranceOptions): Assurance {
  * @internal Answers 401 `insufficient_user_authentication` with `WWW-Authenticate: Bearer
  * error="insufficient_user_authentication"` (RFC 9470 §3): the credential is valid but was not made
  * with the methods the route needs, so the client asks the user to authenticate again, with them.
+ * With `mode` `'throw'` a RequestRefusedError carries the same (code `insufficient_user_authentication`).
  */
-export function refuseInsufficient(ctx: Context): void {
-  ctx.status = 401;
-  ctx.set('WWW-Authenticate', INSUFFICIENT_USER_AUTHENTICATION_CHALLENGE);
-  ctx.set('Cache-Control', 'no-store');
-  ctx.body = { ...INSUFFICIENT_USER_AUTHENTICATION };
+export function refuseInsufficient(
+  ctx: ParameterizedContext,
+  mode: RefusalMode = 'json',
+  challenge: string = INSUFFICIENT_USER_AUTHENTICATION_CHALLENGE,
+): void {
+  refuseRequest(ctx, mode, 401, INSUFFICIENT_USER_AUTHENTICATION, {
+    'WWW-Authenticate': challenge,
+    'Cache-Control': 'no-store',
+  });
 }

@@ -1,6 +1,7 @@
 import { InvalidOptionError } from '@latchkey/core';
 import type { Middleware } from 'koa';
 import { checkOptionsObject } from './internal/options.js';
+import { type RefusalMode, refusalOption, refuseRequest } from './refusal.js';
 
 /** Options of {@link crossOriginProtection}. */
 export interface CrossOriginProtectionOptions {
@@ -17,6 +18,12 @@ export interface CrossOriginProtectionOptions {
    * @default undefined (the `Host` header)
    */
   readonly publicOrigin?: string;
+  /**
+   * How a refusal (403) is answered: `'json'` writes `{ error: 'csrf_rejected', message }`;
+   * `'throw'` throws a {@link RequestRefusedError} (status 403, code `csrf_rejected`).
+   * @default 'json'
+   */
+  readonly refusal?: RefusalMode;
 }
 
 /** The JSON body of a refused request. */
@@ -39,6 +46,7 @@ const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#@\s]+)$/;
 interface Resolved {
   readonly trusted: ReadonlySet<string>;
   readonly publicHost: string | undefined;
+  readonly refusal: RefusalMode;
 }
 
 /**
@@ -68,8 +76,7 @@ export function crossOriginProtection(options: CrossOriginProtectionOptions = {}
   return async (ctx, next) => {
     if (!SAFE_METHODS.has(ctx.method) && !carriesExplicitCredential(ctx.req.headers.authorization)) {
       if (!isAllowed(ctx.req.headers, resolved)) {
-        ctx.status = 403;
-        ctx.body = { ...CSRF_REJECTED };
+        refuseRequest(ctx, resolved.refusal, 403, CSRF_REJECTED);
         return;
       }
     }
@@ -123,7 +130,7 @@ function resolveOptions(options: CrossOriginProtectionOptions): Resolved {
   }
   const publicHost =
     options.publicOrigin === undefined ? undefined : parseOrigin('publicOrigin', options.publicOrigin).host;
-  return Object.freeze({ trusted, publicHost });
+  return Object.freeze({ trusted, publicHost, refusal: refusalOption(options.refusal) });
 }
 
 function parseOrigin(option: string, value: unknown): URL {

@@ -1,7 +1,8 @@
 import { type Clock, InvalidOptionError } from '@latchkey/core';
 import type { Middleware } from 'koa';
-import { UNAUTHENTICATED } from './bearer.js';
+import { bearerChallenge, stateKeyOption, UNAUTHENTICATED } from './bearer.js';
 import { checkOptionsObject, clockOption } from './internal/options.js';
+import { type RefusalMode, refusalOption, refuseRequest } from './refusal.js';
 
 /** Options of {@link requireFreshAuth}. */
 export interface RequireFreshAuthOptions {
@@ -12,13 +13,33 @@ export interface RequireFreshAuthOptions {
    * @default systemClock
    */
   readonly clock?: Clock;
+  /**
+   * The `ctx.state` property the authenticating middleware put its result on (their `key`).
+   * @default 'auth'
+   */
+  readonly key?: string;
+  /**
+   * The `realm` of the `WWW-Authenticate` challenge (as in {@link bearer}).
+   * @default no realm
+   */
+  readonly realm?: string;
+  /**
+   * How a refusal (401) is answered: `'json'` writes the body; `'throw'` throws a
+   * {@link RequestRefusedError} (code `reauthentication_required` or `unauthenticated`, with the
+   * `WWW-Authenticate` challenge in `headers`).
+   * @default 'json'
+   */
+  readonly refusal?: RefusalMode;
 }
 
 /** What the guard reads: whatever authenticated the request, with its server-side `authenticatedAt`. */
 export interface FreshnessState {
   /** The cookie session (set by the session middleware). */
   session?: { readonly authenticatedAt: number } | null | undefined;
-  /** The bearer authentication (set by the bearer middleware), which wins when `Authorization` was sent. */
+  /**
+   * The authentication `bearer()` / `requireAuth()` set (under their `key`, default `auth`), which
+   * wins whenever it is set.
+   */
   auth?: { readonly authenticatedAt: number } | null | undefined;
 }
 
@@ -35,8 +56,10 @@ export const REAUTHENTICATION_REQUIRED = Object.freeze({
  * `WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age=<s>` (RFC 9470), so the
  * client asks the user to log in again. Without any authentication it answers 401 `unauthenticated`.
  *
- * When the request carries an `Authorization` header only `ctx.state.auth` counts (no fallback to the
- * cookie); otherwise `ctx.state.session`. Mount it after the middleware that authenticates.
+ * The credential is `ctx.state.auth` (or `ctx.state[key]`) when an authenticating middleware set it;
+ * otherwise, when the request carries no `Authorization` header, the cookie session
+ * `ctx.state.session` (an `Authorization` header nobody verified never falls back to the cookie).
+ * Mount it after the middleware that authenticates.
  *
  * Any authentication counts, not only a password: a login completed with a second factor, or with a
  * passkey, creates its session with the `authenticatedAt` of that step, so such a session is fresh
@@ -55,23 +78,34 @@ export function requireFreshAuth<State extends FreshnessState = FreshnessState>(
     throw new InvalidOptionError(`maxAgeMs must be a whole number of ms ≥ 1, got ${String(maxAgeMs)}`);
   }
   const clock = clockOption(options.clock);
+  const key = stateKeyOption(options.key);
+  const refusal = refusalOption(options.refusal);
+  const unauthenticated = bearerChallenge(options.realm);
   // Exactly RFC 9470's challenge with max_age (HTTP-API.md pins it; no error_description to parse).
-  const challenge = `Bearer error="insufficient_user_authentication", max_age=${Math.floor(maxAgeMs / 1000)}`;
+  const challenge = bearerChallenge(
+    options.realm,
+    `error="insufficient_user_authentication", max_age=${Math.floor(maxAgeMs / 1000)}`,
+  );
 
   return async (ctx, next) => {
-    const state = ctx.state as FreshnessState;
-    const credential = ctx.req.headers.authorization !== undefined ? state.auth : state.session;
+    const state = ctx.state as unknown as Record<
+      string,
+      { readonly authenticatedAt?: unknown } | null | undefined
+    >;
+    const auth = state[key];
+    const credential =
+      auth !== null && auth !== undefined
+        ? auth
+        : ctx.req.headers.authorization === undefined
+          ? state['session']
+          : undefined;
     const authenticatedAt = credential?.authenticatedAt;
     if (typeof authenticatedAt !== 'number') {
-      ctx.status = 401;
-      ctx.set('WWW-Authenticate', 'Bearer');
-      ctx.body = { ...UNAUTHENTICATED };
+      refuseRequest(ctx, refusal, 401, UNAUTHENTICATED, { 'WWW-Authenticate': unauthenticated });
       return;
     }
     if (!(clock.now() < authenticatedAt + maxAgeMs)) {
-      ctx.status = 401;
-      ctx.set('WWW-Authenticate', challenge);
-      ctx.body = { ...REAUTHENTICATION_REQUIRED };
+      refuseRequest(ctx, refusal, 401, REAUTHENTICATION_REQUIRED, { 'WWW-Authenticate': challenge });
       return;
     }
     await next();

@@ -1,4 +1,5 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { format } from 'node:util';
 import { isLatchkeyError, type LatchkeyErrorCode } from '@latchkey/core';
 import type { Context, Middleware } from 'koa';
 
@@ -46,7 +47,10 @@ export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
 
 /** Options of {@link latchkeyErrors}. */
 export interface LatchkeyErrorsOptions {
-  /** Called with every error answered with a 5xx (for logging). Never receives request bodies. */
+  /**
+   * Called with every error answered with a 5xx (for logging). Never receives request bodies. The
+   * error is also emitted as the app's `'error'` event either way.
+   */
   readonly onServerError?: (error: unknown) => void;
 }
 
@@ -55,7 +59,10 @@ export interface LatchkeyErrorsOptions {
  * a store outage is 503 with `Retry-After: 1`, never 500 (also for an error thrown by a second copy
  * of `@latchkey/core`). Other errors thrown with `ctx.throw(status)` keep their status, their headers
  * and a JSON body; as in Koa, the message shows only when the error has `expose: true`. Anything
- * unexpected is 500 `internal_error` without details. Mount it first.
+ * unexpected is 500 `internal_error` without details. Every error answered with a 5xx is emitted
+ * as `ctx.app.emit('error', error, ctx)`, as Koa's own handler does, so the app's error reporting
+ * (`app.on('error', …)`, or Koa's default logging) still sees it; `ctx.status` is already the
+ * answer's then. Mount it first.
  *
  * @example
  * app.use(latchkeyErrors());
@@ -70,7 +77,7 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
         ctx.status = mapping.status;
         ctx.body = { error: mapping.error, message: mapping.message };
         if (mapping.status === 503) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
-        if (mapping.status >= 500) options.onServerError?.(error);
+        if (mapping.status >= 500) reportServerError(ctx, error, options);
         return;
       }
       const status = httpStatusOf(error);
@@ -95,11 +102,33 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
         };
         return;
       }
-      options.onServerError?.(error);
       ctx.status = status ?? 500;
       ctx.body = { error: 'internal_error', message: 'internal error' };
+      reportServerError(ctx, error, options);
     }
   };
+}
+
+/**
+ * Hands a 5xx error to `onServerError` and to the app's `'error'` event. Koa's default listener
+ * refuses anything but an `Error` (it throws), so a thrown non-error is wrapped as Koa itself does.
+ */
+function reportServerError(ctx: Context, error: unknown, options: LatchkeyErrorsOptions): void {
+  options.onServerError?.(error);
+  const reported =
+    error instanceof Error || Object.prototype.toString.call(error) === '[object Error]'
+      ? error
+      : new Error(format('non-error thrown: %j', error));
+  try {
+    ctx.app.emit('error', reported, ctx);
+  } catch {
+    // A throwing listener must not turn the mapped answer into Koa's plain-text 500.
+  }
+}
+
+/** True for a latchkey error, also one from a second copy of `@latchkey/core`. @internal */
+export function isLatchkeyErrorLike(error: unknown): boolean {
+  return isLatchkeyError(error) || inheritsLatchkeyError(error);
 }
 
 /**
@@ -109,7 +138,7 @@ export function latchkeyErrors(options: LatchkeyErrorsOptions = {}): Middleware 
  * core) is a 500 `internal_error`, reported, never a crash of the handler itself.
  */
 function latchkeyMapping(error: unknown): HttpMapping | undefined {
-  if (!isLatchkeyError(error) && !inheritsLatchkeyError(error)) return undefined;
+  if (!isLatchkeyErrorLike(error)) return undefined;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && Object.hasOwn(HTTP_ERRORS, code)) {
     return HTTP_ERRORS[code as LatchkeyErrorCode];

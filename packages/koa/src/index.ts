@@ -18,6 +18,7 @@ export {
   type SessionAuth,
   type SessionLike,
   type SessionLikeState,
+  type TokenAuthOptions,
   UNAUTHENTICATED,
 } from './bearer.js';
 export {
@@ -48,6 +49,7 @@ export {
   rateLimit,
   TOO_MANY_ATTEMPTS,
 } from './login-limiter.js';
+export { type RefusalBody, type RefusalMode, RequestRefusedError } from './refusal.js';
 export {
   type LogInOptions,
   type SessionControl,

@@ -9,8 +9,9 @@ import {
   type ThrottleResult,
 } from '@latchkey/core';
 import type { DefaultState, Middleware, ParameterizedContext } from 'koa';
-import { httpStatusOf } from './http-errors.js';
+import { httpStatusOf, isLatchkeyErrorLike } from './http-errors.js';
 import { booleanOption, checkOptionsObject, optionalFunction, requiredFunction } from './internal/options.js';
+import { type RefusalMode, refusalOption, refuseRequest } from './refusal.js';
 
 /**
  * A core {@link LoginLimiter} by shape: its public members without the class's `#private` ones, so a
@@ -92,6 +93,13 @@ export interface LoginLimiterMiddlewareOptions<State = DefaultState> {
    * @default ignore
    */
   readonly onSettleError?: (error: unknown) => void;
+  /**
+   * How a refusal is answered: `'json'` writes the 429 `too_many_attempts` (or 400
+   * `invalid_request`) body; `'throw'` throws a {@link RequestRefusedError} with the same status and
+   * code, and `Retry-After` and the `RateLimit` fields in its `headers`.
+   * @default 'json'
+   */
+  readonly refusal?: RefusalMode;
 }
 
 /**
@@ -125,6 +133,7 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
     ((ctx: Ctx<State>) => ctx.status >= 200 && ctx.status < 300);
   const onSettleError = optionalFunction('onSettleError', options.onSettleError) ?? (() => {});
   const headers = booleanOption('rateLimitHeaders', options.rateLimitHeaders, true);
+  const refusal = refusalOption(options.refusal);
   const policyHeader = limiter.policies
     .map((p) => `"${p.policy}";q=${p.limit};w=${seconds(p.windowMs)}`)
     .join(', ');
@@ -139,19 +148,18 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
       );
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
-      ctx.status = 400;
-      ctx.body = { ...INVALID_LOGIN_IDENTIFIER };
+      refuseRequest(ctx, refusal, 400, INVALID_LOGIN_IDENTIFIER);
       return;
     }
-    if (headers) {
-      ctx.set('RateLimit-Policy', policyHeader);
-      ctx.set('RateLimit', rateLimitField(result.policies));
-    }
+    const fields: Record<string, string> = headers
+      ? { 'RateLimit-Policy': policyHeader, RateLimit: rateLimitField(result.policies) }
+      : {};
     ctx.state.loginLimit = result;
     if (!result.allowed || result.reservation === null) {
-      refuse(ctx, result.retryAfterMs);
+      refuse(ctx, refusal, result.retryAfterMs, fields);
       return;
     }
+    for (const [name, value] of Object.entries(fields)) ctx.set(name, value);
     const reservation = result.reservation;
     let outcome: LoginOutcome;
     try {
@@ -164,7 +172,9 @@ export function loginLimiter<State extends LoginLimitState = LoginLimitState>(
             ? 'release'
             : 'failure';
     } catch (error) {
-      const status = httpStatusOf(error);
+      // A latchkey error carries a status too (a 413 for session data the route built from the
+      // request), but it was thrown after the credential check may have run: never a free guess.
+      const status = isLatchkeyErrorLike(error) ? undefined : httpStatusOf(error);
       await settleQuietly(
         limiter,
         reservation,
@@ -203,6 +213,12 @@ export interface RateLimitOptions<State = DefaultState> {
    * @default true
    */
   readonly rateLimitHeaders?: boolean;
+  /**
+   * How a refusal is answered: `'json'` writes the 429 `too_many_attempts` body; `'throw'` throws a
+   * {@link RequestRefusedError} with `Retry-After` and the `RateLimit` fields in its `headers`.
+   * @default 'json'
+   */
+  readonly refusal?: RefusalMode;
 }
 
 /**
@@ -221,18 +237,22 @@ export function rateLimit<State = DefaultState>(options: RateLimitOptions<State>
   const throttle: Throttle = limiter.throttle(options.action, policy);
   const ipOf = optionalFunction('ip', options.ip) ?? clientIp;
   const headers = booleanOption('rateLimitHeaders', options.rateLimitHeaders, true);
+  const refusal = refusalOption(options.refusal);
   const policyHeader = `"${throttle.action}";q=${throttle.limit};w=${seconds(throttle.windowMs)}`;
 
   return async (ctx, next) => {
     const result: ThrottleResult = await throttle.hit(ipOf(ctx));
-    if (headers) {
-      ctx.set('RateLimit-Policy', policyHeader);
-      ctx.set('RateLimit', `"${throttle.action}";r=${result.remaining};t=${seconds(result.resetAfterMs)}`);
-    }
+    const fields: Record<string, string> = headers
+      ? {
+          'RateLimit-Policy': policyHeader,
+          RateLimit: `"${throttle.action}";r=${result.remaining};t=${seconds(result.resetAfterMs)}`,
+        }
+      : {};
     if (!result.allowed) {
-      refuse(ctx, result.retryAfterMs);
+      refuse(ctx, refusal, result.retryAfterMs, fields);
       return;
     }
+    for (const [name, value] of Object.entries(fields)) ctx.set(name, value);
     await next();
   };
 }
@@ -269,10 +289,16 @@ function retryAfterSeconds(ms: number): number {
   return Math.max(1, seconds(ms));
 }
 
-function refuse(ctx: ParameterizedContext, retryAfterMs: number): void {
-  ctx.status = 429;
-  ctx.set('Retry-After', String(retryAfterSeconds(retryAfterMs)));
-  ctx.body = { ...TOO_MANY_ATTEMPTS };
+function refuse(
+  ctx: ParameterizedContext,
+  mode: RefusalMode,
+  retryAfterMs: number,
+  fields: Readonly<Record<string, string>>,
+): void {
+  refuseRequest(ctx, mode, 429, TOO_MANY_ATTEMPTS, {
+    ...fields,
+    'Retry-After': String(retryAfterSeconds(retryAfterMs)),
+  });
 }
 
 /**

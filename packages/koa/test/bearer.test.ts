@@ -62,6 +62,7 @@ async function harness(
   const tokens = new AccessTokens({ ...common, keyRing });
   let reached = 0;
   const app = new Koa<{ auth?: Auth | null }>();
+  app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
   app.use(latchkeyErrors());
   app.use(sessionStandIn(sessions));
   if (mode === 'bearer') app.use(bearer({ accessTokens: tokens }));
@@ -250,6 +251,7 @@ backendSuite('bearer()', (test) => {
     }
     // With a header limit large enough for Node to pass it on, the middleware refuses it.
     const app = new Koa();
+    app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
     app.use(latchkeyErrors());
     app.use(bearer({ accessTokens: h.tokens }));
     app.use((c) => {
@@ -345,7 +347,135 @@ backendSuite('requireAuth()', (test) => {
 
 // ---------------------------------------------------------------------------------------------------
 
+backendSuite('bearer() and requireAuth(): key, getToken, realm', (test) => {
+  /** An app with `middleware` whose route echoes ctx.state.auth and ctx.state.user. */
+  async function echoApp(common: { redis: BackendContext['redis']; clock: TestClock; prefix: string }) {
+    const sessions = new SessionStore(common);
+    const tokens = new AccessTokens({ ...common, keyRing });
+    const { session, token: cookie } = await sessions.create('user-k', {});
+    const { token } = await tokens.issue({ userId: 'user-k', sessionId: session.id });
+    const serveWith = async (middleware: Koa.Middleware) => {
+      const app = new Koa();
+      app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
+      app.use(sessionStandIn(sessions) as Koa.Middleware);
+      app.use(middleware);
+      app.use((ctx) => {
+        ctx.body = { auth: ctx.state['auth'] ?? 'unset', user: ctx.state['user'] ?? 'unset' };
+      });
+      return serve(app);
+    };
+    return { tokens, token, cookie, sessionId: session.id, serveWith };
+  }
+
+  test('key puts the authentication on ctx.state[key] instead of ctx.state.auth', async (ctx) => {
+    const e = await echoApp(ctx);
+    for (const middleware of [
+      bearer({ accessTokens: e.tokens, key: 'user' }),
+      requireAuth({ accessTokens: e.tokens, key: 'user' }),
+    ]) {
+      const server = await e.serveWith(middleware as Koa.Middleware);
+      try {
+        const body = (await (await server.request('/', { headers: bearerHeader(e.token) })).json()) as {
+          auth: unknown;
+          user: Auth;
+        };
+        assert.is(body.auth, 'unset');
+        assert.is(body.user.userId, 'user-k');
+        assert.is(body.user.via, 'bearer');
+      } finally {
+        await server.close();
+      }
+    }
+    const viaCookie = await e.serveWith(
+      requireAuth({ accessTokens: e.tokens, key: 'user' }) as Koa.Middleware,
+    );
+    try {
+      const body = (await (
+        await viaCookie.request('/', { headers: { cookie: `sid=${e.cookie}` } })
+      ).json()) as {
+        user: Auth;
+      };
+      assert.equal(body.user.via, 'session');
+    } finally {
+      await viaCookie.close();
+    }
+  });
+
+  test('getToken reads another source first; a wrong token from it is refused without fallback', async (ctx) => {
+    const e = await echoApp(ctx);
+    const getToken = (c: Koa.Context) => c.get('x-token') || undefined;
+    for (const middleware of [
+      bearer({ accessTokens: e.tokens, getToken }),
+      requireAuth({ accessTokens: e.tokens, getToken }),
+    ]) {
+      const server = await e.serveWith(middleware as Koa.Middleware);
+      try {
+        const ok = await server.request('/', { headers: { 'x-token': e.token } });
+        assert.is(ok.status, 200);
+        assert.is(((await ok.json()) as { auth: Auth }).auth.sessionId, e.sessionId);
+        const wrong = await server.request('/', {
+          headers: { 'x-token': 'forged', ...bearerHeader(e.token) },
+        });
+        assert.is(wrong.status, 401, 'no fallback to the header once getToken found a token');
+        assert.is(wrong.headers.get('www-authenticate'), 'Bearer error="invalid_token"');
+        const notToken68 = await server.request('/', { headers: { 'x-token': 'a b' } });
+        assert.is(notToken68.status, 401);
+        assert.is(notToken68.headers.get('www-authenticate'), 'Bearer error="invalid_token"');
+        const header = await server.request('/', { headers: bearerHeader(e.token) });
+        assert.is(header.status, 200, 'nothing from getToken: the Authorization header counts');
+      } finally {
+        await server.close();
+      }
+    }
+  });
+
+  test('realm appears in both challenges', async (ctx) => {
+    const e = await echoApp(ctx);
+    const server = await e.serveWith(
+      bearer({ accessTokens: e.tokens, realm: 'example api' }) as Koa.Middleware,
+    );
+    try {
+      const none = await server.request('/');
+      assert.is(none.headers.get('www-authenticate'), 'Bearer realm="example api"');
+      const bad = await server.request('/', { headers: bearerHeader('forged') });
+      assert.is(bad.headers.get('www-authenticate'), 'Bearer realm="example api", error="invalid_token"');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+
 const options = suite('bearer() and requireAuth() options');
+
+options('refuse a bad key, realm or getToken, naming the option', () => {
+  const accessTokens = { verify: async () => ({ ok: false, reason: 'malformed' }) as const };
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ key: '' }, /^key/],
+    [{ key: 'session' }, /^key/],
+    [{ key: '__proto__' }, /^key/],
+    [{ key: 'a-b' }, /^key/],
+    [{ key: 7 }, /^key/],
+    [{ realm: 'say "hi"' }, /^realm/],
+    [{ realm: 'back\\slash' }, /^realm/],
+    [{ realm: '' }, /^realm/],
+    [{ realm: 'x'.repeat(257) }, /^realm/],
+    [{ realm: 'caf\u00e9' }, /^realm/],
+    [{ getToken: 'cookie' }, /^getToken/],
+  ];
+  for (const [extra, name] of cases) {
+    const makers = [(o: never) => bearer(o), (o: never) => requireAuth(o)];
+    for (const make of makers) {
+      assert.throws(
+        () => make({ accessTokens, ...extra } as never),
+        (e: unknown) => e instanceof InvalidOptionError && name.test(e.message),
+        JSON.stringify(extra),
+      );
+    }
+  }
+  assert.not.throws(() => bearer({ accessTokens, key: 'user', realm: 'api', getToken: () => undefined }));
+});
 
 options('refuse a missing or wrong verifier, naming it', () => {
   for (const bad of [undefined, null, {}, { verify: 'no' }]) {
@@ -382,6 +512,7 @@ realRedisSuite('bearer() when Redis is down', (outage) => {
     const sessions = new SessionStore(common);
     const tokens = new AccessTokens({ ...common, keyRing, commandTimeoutMs: 300 });
     const app = new Koa();
+    app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
     app.use(latchkeyErrors());
     app.use(bearer({ accessTokens: tokens }));
     app.use((ctx) => {

@@ -108,6 +108,40 @@ guard('without any authentication it answers 401 unauthenticated with WWW-Authen
   }
 });
 
+guard('reads the authentication under `key`, also one made from a token without Authorization', async () => {
+  const clock = new TestClock();
+  const app = new Koa<{ user?: { authenticatedAt: number }; session?: { authenticatedAt: number } }>();
+  app.use(async (ctx, next) => {
+    // What bearer({ key: 'user', getToken }) leaves for a token from a cookie: no Authorization header.
+    ctx.state.user = { authenticatedAt: Number(ctx.get('x-user-auth-at')) };
+    ctx.state.session = { authenticatedAt: clock.now() };
+    await next();
+  });
+  app.use(requireFreshAuth({ maxAgeMs: MAX_AGE_MS, clock, key: 'user', realm: 'app' }));
+  app.use((ctx) => {
+    ctx.status = 204;
+  });
+  const server = await serve(app);
+  try {
+    const fresh = await server.request('/', {
+      method: 'POST',
+      headers: { 'x-user-auth-at': String(clock.now()) },
+    });
+    assert.is(fresh.status, 204);
+    const stale = await server.request('/', {
+      method: 'POST',
+      headers: { 'x-user-auth-at': String(clock.now() - MAX_AGE_MS) },
+    });
+    assert.is(stale.status, 401, 'the token authentication counts, not the fresher cookie session');
+    assert.match(
+      stale.headers.get('www-authenticate') ?? '',
+      /^Bearer realm="app", error="insufficient_user/,
+    );
+  } finally {
+    await server.close();
+  }
+});
+
 guard('refuses a maxAgeMs that is not a whole number ≥ 1', () => {
   for (const maxAgeMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '60000' as unknown as number]) {
     assert.throws(

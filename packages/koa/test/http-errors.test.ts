@@ -1,7 +1,13 @@
 import {
+  CrossSlotError,
+  EvictionPolicyError,
   InvalidInputError,
+  InvalidOptionError,
+  KeyError,
+  type LatchkeyError,
   type LatchkeyErrorCode,
   RefreshTokenReusedError,
+  SessionDataTooLargeError,
   StaleAuthenticationError,
   StoreFailedError,
   StoreUnavailableError,
@@ -12,15 +18,20 @@ import * as assert from 'uvu/assert';
 import { HTTP_ERRORS, latchkeyErrors } from '../src/index.js';
 import { serve } from './support/http-client.js';
 
-/** An app whose only route throws what `fail` returns; `seen` collects what reached onServerError. */
+/**
+ * An app whose only route throws what `fail` returns; `seen` collects what reached onServerError,
+ * `emitted` what reached `app.on('error')` (with the status answered).
+ */
 async function appThrowing(fail: (ctx: Koa.Context) => unknown) {
   const seen: unknown[] = [];
+  const emitted: Array<{ error: unknown; status: number }> = [];
   const app = new Koa();
+  app.on('error', (error: unknown, ctx: Koa.Context) => emitted.push({ error, status: ctx.status }));
   app.use(latchkeyErrors({ onServerError: (error) => seen.push(error) }));
   app.use((ctx) => {
     throw fail(ctx);
   });
-  return { server: await serve(app), seen };
+  return { server: await serve(app), seen, emitted };
 }
 
 const latchkeyErrorsSuite = suite('latchkeyErrors');
@@ -207,6 +218,121 @@ latchkeyErrorsSuite(
   },
 );
 
+latchkeyErrorsSuite(
+  "every 5xx is emitted as the app's 'error' event after the answer is set; 4xx are not",
+  async () => {
+    const outage = new StoreUnavailableError('Redis did not answer');
+    const bug = new Error('a bug');
+    const cases: Array<[unknown, number, number]> = [
+      [outage, 503, 1],
+      [bug, 500, 1],
+      [new InvalidInputError('bad'), 400, 0],
+      [new RefreshTokenReusedError('sid'), 401, 0],
+    ];
+    for (const [error, status, count] of cases) {
+      const { server, emitted } = await appThrowing(() => error);
+      try {
+        const response = await server.request('/');
+        assert.is(response.status, status);
+        await response.arrayBuffer();
+        assert.is(emitted.length, count, String(error));
+        if (count === 1) {
+          assert.is(emitted[0]?.error, error, 'the error itself, for the stack');
+          assert.is(emitted[0]?.status, status);
+        }
+      } finally {
+        await server.close();
+      }
+    }
+  },
+);
+
+latchkeyErrorsSuite(
+  'a thrown non-error is emitted as an Error; a throwing listener changes nothing',
+  async () => {
+    const { server, emitted } = await appThrowing(() => 'a string');
+    try {
+      const response = await server.request('/');
+      assert.is(response.status, 500);
+      assert.ok(emitted[0]?.error instanceof Error, "Koa's default listener throws on anything else");
+    } finally {
+      await server.close();
+    }
+    const app = new Koa();
+    app.on('error', () => {
+      throw new Error('the logger is broken');
+    });
+    app.use(latchkeyErrors());
+    app.use(() => {
+      throw new StoreUnavailableError('down');
+    });
+    const broken = await serve(app);
+    try {
+      const response = await broken.request('/');
+      assert.is(response.status, 503);
+      assert.equal(await response.json(), {
+        error: 'unavailable',
+        message: 'the service is temporarily unavailable',
+      });
+    } finally {
+      await broken.close();
+    }
+  },
+);
+
+const shape = suite('LatchkeyError as an http-errors error');
+
+/** One error of every class core exports, by code. */
+const ONE_OF_EACH: Record<LatchkeyErrorCode, LatchkeyError> = {
+  ERR_INVALID_OPTION: new InvalidOptionError('x must be y'),
+  ERR_INVALID_INPUT: new InvalidInputError('bad'),
+  ERR_STORE_UNAVAILABLE: new StoreUnavailableError('down'),
+  ERR_STORE_FAILED: new StoreFailedError('odd reply'),
+  ERR_CROSS_SLOT: new CrossSlotError('two slots'),
+  ERR_EVICTION_POLICY: new EvictionPolicyError('allkeys-lru'),
+  ERR_SESSION_STALE_AUTH: new StaleAuthenticationError(1),
+  ERR_SESSION_DATA_TOO_LARGE: new SessionDataTooLargeError(10),
+  ERR_REFRESH_REUSED: new RefreshTokenReusedError('sid'),
+  ERR_KEY_INVALID: new KeyError('not a key'),
+};
+
+shape('status, expose and headers agree with the koa table: one mapping, never 500 for Redis', () => {
+  for (const [code, error] of Object.entries(ONE_OF_EACH) as Array<[LatchkeyErrorCode, LatchkeyError]>) {
+    assert.is(error.code, code);
+    assert.is(error.status, HTTP_ERRORS[code].status, code);
+    assert.is(error.statusCode, error.status, code);
+    assert.is(error.expose, error.status < 500, `${code}: 5xx never shows its message`);
+    if (error.status === 503) assert.equal(error.headers, { 'Retry-After': '1' }, code);
+    else assert.is(error.headers, undefined, code);
+  }
+});
+
+shape(
+  "without latchkeyErrors(), Koa's own handler answers a store outage 503 with Retry-After, no details",
+  async () => {
+    const app = new Koa();
+    const emitted: unknown[] = [];
+    app.on('error', (error: unknown) => emitted.push(error));
+    app.use((ctx) => {
+      if (ctx.path === '/reused') throw new RefreshTokenReusedError('sid');
+      throw new StoreUnavailableError('Redis at 10.0.0.7:6379 did not answer session-get');
+    });
+    const server = await serve(app);
+    try {
+      const response = await server.request('/');
+      assert.is(response.status, 503);
+      assert.is(response.headers.get('retry-after'), '1');
+      assert.is(await response.text(), 'Service Unavailable');
+      const reused = await server.request('/reused');
+      assert.is(reused.status, 401);
+      assert.is(await reused.text(), 'refresh token reuse detected; the session has been revoked');
+      assert.is(emitted.length, 2);
+    } finally {
+      await server.close();
+    }
+  },
+);
+
 const table = suite('HTTP_ERRORS');
 
 table('maps every code to a JSON error code, and no infrastructure failure to 500', () => {
@@ -225,4 +351,5 @@ table('maps every code to a JSON error code, and no infrastructure failure to 50
 });
 
 latchkeyErrorsSuite.run();
+shape.run();
 table.run();

@@ -5,6 +5,7 @@ import {
   normalizeIdentifier,
   type RedisClient,
   ServerSecret,
+  SessionDataTooLargeError,
   StoreUnavailableError,
 } from '@latchkey/core';
 import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
@@ -57,6 +58,7 @@ async function loginApp(
   const limiter = new LoginLimiter({ redis, secret, ...limiterOptions });
   let passwordChecks = 0;
   const app = new Koa<State>();
+  app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
   app.proxy = true;
   app.use(latchkeyErrors());
   app.use(async (ctx, next) => {
@@ -107,6 +109,15 @@ async function loginApp(
       await guard(ctx, async () => {
         passwordChecks++;
         ctx.throw(401, 'invalid credentials');
+      });
+      return;
+    }
+    if (ctx.path === '/too-large') {
+      // A route that checked the password, then stored request data too large for the session: a
+      // latchkey error with status 413, which must not give the attempt back.
+      await guard(ctx, async () => {
+        passwordChecks++;
+        throw new SessionDataTooLargeError(4096);
       });
       return;
     }
@@ -358,6 +369,24 @@ backendSuite('loginLimiter middleware', (test) => {
       }
       assert.is(app.passwordChecks, 5);
       await expect429(await app.login('alice@example.com', PASSWORD, '192.0.2.11'));
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('a latchkey error thrown after the credential check counts as a failure, whatever its status', async (ctx) => {
+    const app = await appFor(ctx);
+    try {
+      for (let i = 0; i < 6; i++) {
+        const response = await app.server.request('/too-large', {
+          method: 'POST',
+          headers: { 'x-forwarded-for': '192.0.2.12' },
+          body: JSON.stringify({ email: 'alice@example.com' }),
+        });
+        await response.arrayBuffer();
+      }
+      assert.is(app.passwordChecks, 5, 'the 413 gave no attempt back');
+      await expect429(await app.login('alice@example.com', PASSWORD, '192.0.2.12'));
     } finally {
       await app.close();
     }

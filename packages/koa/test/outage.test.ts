@@ -1,4 +1,4 @@
-import { SessionStore } from '@latchkey/core';
+import { SessionStore, StoreUnavailableError } from '@latchkey/core';
 import { realRedisSuite } from '@latchkey/testing/backends';
 import Koa from 'koa';
 import * as assert from 'uvu/assert';
@@ -25,6 +25,9 @@ realRedisSuite('session middleware, Redis outage', (test) => {
     const own = await startOwnRedis({ retryStrategy: () => 50 });
     const store = new SessionStore({ redis: own.redis, commandTimeoutMs: COMMAND_TIMEOUT_MS });
     const app = new Koa<SessionState<Record<string, unknown>>>();
+    // The app's error reporting sees every outage answer (latchkeyErrors emits its 5xx as Koa does).
+    const reported: Array<{ error: unknown; status: number }> = [];
+    app.on('error', (error: unknown, ctx: Koa.Context) => reported.push({ error, status: ctx.status }));
     app.use(latchkeyErrors());
     app.use(session({ store }));
     app.use(async (ctx) => {
@@ -71,6 +74,11 @@ realRedisSuite('session middleware, Redis outage', (test) => {
           0,
           'an outage neither sets nor clears the cookie',
         );
+      }
+      assert.is(reported.length, 3, 'each 503 reached app.on("error")');
+      for (const { error, status } of reported) {
+        assert.ok(error instanceof StoreUnavailableError);
+        assert.is(status, 503);
       }
       const anonymous = await server.request('/');
       assert.is(anonymous.status, 200, 'a request without a session cookie needs no Redis');

@@ -38,6 +38,7 @@ async function sessionApp(
 ): Promise<SessionApp> {
   const store = new SessionStore<Data>({ redis, clock, prefix });
   const app = new Koa<SessionState<Data>>();
+  app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
   app.use(latchkeyErrors());
   app.use(session({ store, clock, cookie }));
   app.use(async (ctx) => {
@@ -145,6 +146,7 @@ backendSuite('session middleware', (test) => {
       prefix: context.prefix,
     });
     const app = new Koa<SessionState<Data>>();
+    app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
     app.use(session({ store, clock: context.clock }));
     app.use(async (ctx) => {
       await ctx.state.sessions.logIn('bob', {}, { absoluteTimeoutMs: 7 * DAY_MS, idleTimeoutMs: DAY_MS });
@@ -515,6 +517,7 @@ failing('logOut answers 503 and leaves the cookie alone when the destroy cannot 
     regenerate: outage,
   } as unknown as SessionStore<Data>;
   const app = new Koa<SessionState<Data>>();
+  app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
   app.use(latchkeyErrors());
   app.use(session({ store }));
   app.use(async (ctx) => {
@@ -550,6 +553,7 @@ readme(
     type Data = { theme?: string };
     const store = new SessionStore<Data>({ redis });
     const app = new Koa<SessionState<Data>>();
+    app.silent = true; // the 5xx latchkeyErrors() emits would be printed by Koa's default listener
     app.use(latchkeyErrors()); // Redis down → 503 + Retry-After: 1
     app.use(crossOriginProtection()); // cross-site POST/PUT/PATCH/DELETE → 403
     app.use(session({ store })); // { cookie: { secure: false } } for local http only

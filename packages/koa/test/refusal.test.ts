@@ -128,6 +128,30 @@ throwMode('requireAuth() throws a 401 without a credential', async () => {
   }
 });
 
+throwMode(
+  'requireAuth({ mfa: true }) throws insufficient_user_authentication for a one-factor token',
+  async () => {
+    const app = await problemApp(
+      requireAuth({ accessTokens: verifier, mfa: true, refusal: 'throw', realm: 'api' }) as Koa.Middleware,
+    );
+    try {
+      const response = await expectProblem(
+        app.server,
+        { headers: { authorization: 'Bearer good' } },
+        401,
+        'insufficient_user_authentication',
+      );
+      assert.is(
+        response.headers.get('www-authenticate'),
+        'Bearer realm="api", error="insufficient_user_authentication"',
+      );
+      assert.is(app.reached(), 0);
+    } finally {
+      await app.server.close();
+    }
+  },
+);
+
 throwMode('crossOriginProtection() throws a 403 csrf_rejected', async () => {
   const app = await problemApp(crossOriginProtection({ refusal: 'throw' }));
   try {

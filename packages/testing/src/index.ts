@@ -1,3 +1,11 @@
+export {
+  ALL_BACKENDS,
+  type Backend,
+  type BackendContext,
+  type BackendKind,
+  openBackend,
+  testBackends,
+} from './backend-context.js';
 export { type ClusterControl, keySlot } from './cluster-control.js';
 export { createFakeRedis, type FakeRedisOptions } from './fake-redis.js';
 export {

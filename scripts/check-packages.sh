@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packaging check: pack each package, install the tarballs with npm into a temporary project outside the
 # workspace, import them from plain ESM and type-check a strict `module: nodenext` consumer — once with
-# ioredis 5 and once with ioredis 6 (the two majors core's peer range admits). Needs `pnpm build` first.
+# ioredis 5 and once with ioredis 6 (the two majors core's peer range admits); publint and
+# are-the-types-wrong on each tarball. Needs `pnpm build` first.
 # Cleans up after itself.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,7 +16,16 @@ for p in core koa testing; do
   for f in package/LICENSE package/README.md package/dist/index.js package/dist/index.d.ts; do
     grep -qx "$f" <<<"$listing" || { echo "check-packages: $p tarball lacks $f" >&2; exit 1; }
   done
+  # publint: package.json fields against the files the tarball holds (exports, types, files); warnings
+  # count as errors. are-the-types-wrong: every entry point's types resolve, as ESM, for node16/nodenext
+  # and bundlers. The esm-only profile leaves out node10 and require() from CommonJS, which these
+  # ESM-only packages do not serve through types (their README says "ESM only").
+  "$root/node_modules/.bin/publint" run "$work/latchkey-$p-0.1.0.tgz" --strict >"$work/publint-$p.log" 2>&1 ||
+    { cat "$work/publint-$p.log" >&2; echo "check-packages: publint failed for $p" >&2; exit 1; }
+  "$root/node_modules/.bin/attw" "$work/latchkey-$p-0.1.0.tgz" --profile esm-only --format ascii >"$work/attw-$p.log" 2>&1 ||
+    { cat "$work/attw-$p.log" >&2; echo "check-packages: are-the-types-wrong failed for $p" >&2; exit 1; }
 done
+echo "check-packages: publint (strict) and are-the-types-wrong (esm-only) pass for core, koa, testing"
 
 consumer() {
   local dir="$1" ioredis="$2"

@@ -17,7 +17,14 @@ import * as assert from 'uvu/assert';
 import { eventually } from '../../core/test/helpers/assertions.js';
 import { startOwnRedis } from '../../core/test/helpers/own-redis.js';
 import { iso, signV4Public } from '../../core/test/helpers/paseto.js';
-import { type Auth, bearer, latchkeyErrors, type OptionalBearerState, requireAuth } from '../src/index.js';
+import {
+  type Auth,
+  bearer,
+  latchkeyErrors,
+  type OptionalBearerState,
+  requireAuth,
+  type SessionLikeState,
+} from '../src/index.js';
 import { serve, type TestServer } from './support/http-client.js';
 
 const MINUTE = 60_000;
@@ -398,6 +405,23 @@ backendSuite('bearer() and requireAuth(): key, getToken, realm', (test) => {
       assert.equal(body.user.via, 'session');
     } finally {
       await viaCookie.close();
+    }
+  });
+
+  test('key types ctx.state[key] for the routes after it (koa-jwt style ctx.state.user)', async (ctx) => {
+    const e = await echoApp(ctx);
+    const app = new Koa<SessionLikeState>();
+    // Type-level too: `ctx.state.user.userId` compiles only because requireAuth({ key: 'user' }) says so.
+    app.use(requireAuth({ accessTokens: e.tokens, key: 'user' })).use((c) => {
+      const userId: string = c.state.user.userId;
+      c.body = { userId, via: c.state.user.via };
+    });
+    const server = await serve(app);
+    try {
+      const response = await server.request('/', { headers: bearerHeader(e.token) });
+      assert.equal(await response.json(), { userId: 'user-k', via: 'bearer' });
+    } finally {
+      await server.close();
     }
   });
 

@@ -310,6 +310,31 @@ shortFresh(
 
 shortFresh.run();
 
+const limited = routeSuite('the password step of a TOTP account and the login limiter', {
+  LOGIN_MAX_FAILURES: '3',
+});
+
+limited('counts its failures and its success exactly as a login does', async ({ app, clock }) => {
+  const user = await totpUser(
+    app,
+    app.client(),
+    () => clock.now(),
+    (ms) => clock.advance(ms),
+  );
+  const client = app.client();
+  const wrong = () => client.post('/auth/login', { email: user.email, password: 'not the password' });
+  assertRefused(await wrong(), 401, 'invalid_credentials');
+  assertRefused(await wrong(), 401, 'invalid_credentials');
+  // The right password (answered mfaRequired) is a success: it clears the account's failures.
+  await passwordStep(client, user);
+  for (let i = 0; i < 3; i++) assertRefused(await wrong(), 401, 'invalid_credentials');
+  const blocked = await client.post('/auth/login', { email: user.email, password: user.password });
+  assertRefused(blocked, 429, 'too_many_attempts');
+  assert.match(blocked.headers.get('retry-after') ?? '', /^\d+$/);
+});
+
+limited.run();
+
 // --- the two-step login -----------------------------------------------------------------------------
 
 const login = routeSuite('POST /auth/login with TOTP, POST /auth/login/mfa');

@@ -10,6 +10,7 @@ import {
   startTestApp,
   type TestApp,
 } from './helpers.js';
+import { SoftAuthenticator } from './webauthn.js';
 
 // The second-factor routes of HTTP-API.md §"Second factors and passkeys" (TOTP, recovery codes, email
 // codes, the two-step login) and their error rows; the races and key hygiene on all three backends.
@@ -781,6 +782,32 @@ login('the email method is refused for an unverified address', async ({ app, clo
     [],
   );
 });
+
+login(
+  'a passkey satisfies the second factor: a TOTP account signs in with one in one step',
+  async ({ app, clock }) => {
+    const owner = app.client();
+    await totpUser(
+      app,
+      owner,
+      () => clock.now(),
+      (ms) => clock.advance(ms),
+      { verified: true },
+    );
+    const key = new SoftAuthenticator(app.url);
+    const options = await owner.post('/auth/passkeys/register/options');
+    assert.is(options.status, 200, options.text);
+    assert.is((await owner.post('/auth/passkeys/register/verify', key.register(options.body))).status, 201);
+    const browser = app.client();
+    const begun = await browser.post('/auth/passkeys/login/options');
+    const login = await browser.post('/auth/passkeys/login/verify', key.authenticate(begun.body));
+    assert.is(login.status, 200, login.text);
+    assert.type(login.body.accessToken, 'string');
+    const me = await browser.get('/auth/me');
+    assert.equal(me.body.amr, ['hwk', 'mfa']);
+    assert.equal(me.body.mfa, { totp: true, passkeys: 1 });
+  },
+);
 
 login('accounts without a second factor log in as before (one step, amr [pwd])', async ({ app }) => {
   const client = app.client();

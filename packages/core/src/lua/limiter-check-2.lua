@@ -34,30 +34,56 @@
 --            policy; in back-off, the newest; otherwise the oldest ('' when the log is empty)
 
 local MAX_ENTRIES = 16
+local ENTRY = '(%d+),(%d+),(%d*),(%d+);'
 
--- The live entries of a log, as parallel arrays, and their attempt count.
-local function load(key, windowStart)
-  local log = { tos = {}, ns = {}, froms = {}, labels = {}, count = 0 }
+-- A log as the fast path needs it: the stored string, the attempt count, the number of entries, the
+-- oldest and newest `to`, and whether the oldest entry left the window (then the log is pruned by
+-- `load`). A missing key reads as an empty log.
+local function peek(key, windowStart)
   local v = redis.call('GET', key)
-  if type(v) ~= 'string' then return log end
+  if type(v) ~= 'string' then return { v = '', count = 0, entries = 0, stale = false } end
+  local count, entries, first, last = 0, 0, '', ''
+  for to, n in string.gmatch(v, '(%d+),(%d+),%d*,%d+;') do
+    entries = entries + 1
+    if entries == 1 then first = to end
+    last = to
+    count = count + tonumber(n)
+  end
+  if entries == 0 then return { v = '', count = 0, entries = 0, stale = false } end
+  return {
+    v = v, count = count, entries = entries, first = first, last = last,
+    stale = tonumber(first) <= tonumber(windowStart),
+  }
+end
+
+-- The live entries of a log as parallel arrays, and their attempt count (the slow path: pruning,
+-- merging, a refusal's reopening instant).
+local function load(log, windowStart)
+  local tos, ns, froms, labels = {}, {}, {}, {}
+  local count = 0
   local start = tonumber(windowStart)
   local live = false
-  for to, n, from, label in string.gmatch(v, '(%d+),(%d+),(%d*),(%d+);') do
+  for to, n, from, label in string.gmatch(log.v, ENTRY) do
     if live or tonumber(to) > start then
       live = true
-      local i = #log.tos + 1
-      log.tos[i] = to
-      log.ns[i] = tonumber(n)
-      log.froms[i] = from
-      log.labels[i] = label
-      log.count = log.count + log.ns[i]
+      local i = #tos + 1
+      tos[i] = to
+      ns[i] = tonumber(n)
+      froms[i] = from
+      labels[i] = label
+      count = count + ns[i]
     end
   end
-  return log
+  log.tos, log.ns, log.froms, log.labels = tos, ns, froms, labels
+  log.count, log.entries = count, #tos
+  log.first, log.last = tos[1], tos[#tos]
+  log.stale = false
+  log.loaded = true
 end
 
 -- At the limit: the `to` of the entry whose expiry brings the count below the limit.
-local function reopenAt(log, limit)
+local function reopenAt(log, limit, windowStart)
+  if not log.loaded then load(log, windowStart) end
   local left = log.count
   for i = 1, #log.tos do
     left = left - log.ns[i]
@@ -66,39 +92,51 @@ local function reopenAt(log, limit)
   return ''
 end
 
--- Adds one attempt at `now` and writes the log back with a fresh TTL.
-local function reserve(key, log, now, label, ttl)
-  local last = #log.tos
-  if last > 0 and tonumber(now) <= tonumber(log.tos[last]) then
+-- Adds one attempt at `now` and writes the log back with a fresh TTL. The common case — a later
+-- millisecond, nothing pruned, room for an entry — appends to the stored string without parsing it.
+local function reserve(key, log, now, label, ttl, windowStart)
+  if log.entries == 0 then
+    redis.call('SET', key, now .. ',1,,' .. label .. ';', 'PX', ttl)
+    return
+  end
+  if not log.loaded and log.entries < MAX_ENTRIES and tonumber(now) > tonumber(log.last) then
+    redis.call('SET', key, log.v .. now .. ',1,,' .. label .. ';', 'PX', ttl)
+    return
+  end
+  if not log.loaded then load(log, windowStart) end
+  local tos, ns, froms, labels = log.tos, log.ns, log.froms, log.labels
+  local last = #tos
+  if last > 0 and tonumber(now) <= tonumber(tos[last]) then
     -- Same millisecond (or a clock a little behind another server's): counts with the newest entry.
-    log.ns[last] = log.ns[last] + 1
+    ns[last] = ns[last] + 1
   else
     last = last + 1
-    log.tos[last] = now
-    log.ns[last] = 1
-    log.froms[last] = ''
-    log.labels[last] = label
+    tos[last] = now
+    ns[last] = 1
+    froms[last] = ''
+    labels[last] = label
   end
   if last > MAX_ENTRIES then
+    -- Merge the oldest two neighbours of one slot (live entries span at most 16 slots, so two exist).
     local i = 1
     for j = 1, last - 1 do
-      if log.labels[j] == log.labels[j + 1] then
+      if labels[j] == labels[j + 1] then
         i = j
         break
       end
     end
-    if log.froms[i] == '' then log.froms[i] = log.tos[i] end
-    log.tos[i] = log.tos[i + 1]
-    log.ns[i] = log.ns[i] + log.ns[i + 1]
-    log.labels[i] = log.labels[i + 1]
-    table.remove(log.tos, i + 1)
-    table.remove(log.ns, i + 1)
-    table.remove(log.froms, i + 1)
-    table.remove(log.labels, i + 1)
+    if froms[i] == '' then froms[i] = tos[i] end
+    tos[i] = tos[i + 1]
+    ns[i] = ns[i] + ns[i + 1]
+    labels[i] = labels[i + 1]
+    table.remove(tos, i + 1)
+    table.remove(ns, i + 1)
+    table.remove(froms, i + 1)
+    table.remove(labels, i + 1)
   end
   local parts = {}
-  for j = 1, #log.tos do
-    parts[j] = log.tos[j] .. ',' .. log.ns[j] .. ',' .. log.froms[j] .. ',' .. log.labels[j] .. ';'
+  for j = 1, #tos do
+    parts[j] = tos[j] .. ',' .. ns[j] .. ',' .. froms[j] .. ',' .. labels[j] .. ';'
   end
   redis.call('SET', key, table.concat(parts), 'PX', ttl)
 end
@@ -107,35 +145,36 @@ local aiLimit = tonumber(ARGV[3])
 local ipLimit = tonumber(ARGV[7])
 local backoffSteps = #ARGV - 9
 
-local ai = load(KEYS[1], ARGV[2])
-local ip = load(KEYS[2], ARGV[6])
+local ai = peek(KEYS[1], ARGV[2])
+if ai.stale then load(ai, ARGV[2]) end
+local ip = peek(KEYS[2], ARGV[6])
+if ip.stale then load(ip, ARGV[6]) end
 
-local aiState, aiRef = 0, ai.tos[1] or ''
+local aiState, aiRef = 0, ai.first or ''
 if ai.count >= aiLimit then
   aiState = 1
-  aiRef = reopenAt(ai, aiLimit)
+  aiRef = reopenAt(ai, aiLimit, ARGV[2])
 elseif ai.count > 0 and backoffSteps > 0 then
   local step = ai.count
   if step > backoffSteps then step = backoffSteps end
-  local newest = ai.tos[#ai.tos]
-  if tonumber(newest) > tonumber(ARGV[9 + step]) then
+  if tonumber(ai.last) > tonumber(ARGV[9 + step]) then
     aiState = 2
-    aiRef = newest
+    aiRef = ai.last
   end
 end
 
-local ipState, ipRef = 0, ip.tos[1] or ''
+local ipState, ipRef = 0, ip.first or ''
 if ip.count >= ipLimit then
   ipState = 1
-  ipRef = reopenAt(ip, ipLimit)
+  ipRef = reopenAt(ip, ipLimit, ARGV[6])
 end
 
 if aiState ~= 0 or ipState ~= 0 then
   return { 0, aiState, ai.count, aiRef, ipState, ip.count, ipRef }
 end
 
-reserve(KEYS[1], ai, ARGV[1], ARGV[5], ARGV[4])
-reserve(KEYS[2], ip, ARGV[1], ARGV[9], ARGV[8])
+reserve(KEYS[1], ai, ARGV[1], ARGV[5], ARGV[4], ARGV[2])
+reserve(KEYS[2], ip, ARGV[1], ARGV[9], ARGV[8], ARGV[6])
 if aiRef == '' then aiRef = ARGV[1] end
 if ipRef == '' then ipRef = ARGV[1] end
 return { 1, 0, ai.count + 1, aiRef, 0, ip.count + 1, ipRef }

@@ -18,26 +18,48 @@
 
 local MAX_ENTRIES = 16
 
-local tos, ns, froms, labels = {}, {}, {}, {}
-local count = 0
+-- The fast path reads only each entry's `to` and count; the log is parsed into arrays only to prune
+-- (its oldest entry left the window), to refuse (the reopening instant) or to merge/coalesce.
 local v = redis.call('GET', KEYS[1])
+local count, entries, first, newest = 0, 0, '', ''
 if type(v) == 'string' then
-  local start = tonumber(ARGV[2])
-  local live = false
-  for to, n, from, label in string.gmatch(v, '(%d+),(%d+),(%d*),(%d+);') do
-    if live or tonumber(to) > start then
-      live = true
-      local i = #tos + 1
-      tos[i] = to
-      ns[i] = tonumber(n)
-      froms[i] = from
-      labels[i] = label
-      count = count + ns[i]
-    end
+  for to, n in string.gmatch(v, '(%d+),(%d+),%d*,%d+;') do
+    entries = entries + 1
+    if entries == 1 then first = to end
+    newest = to
+    count = count + tonumber(n)
+  end
+else
+  v = ''
+end
+local limit = tonumber(ARGV[3])
+local stale = entries > 0 and tonumber(first) <= tonumber(ARGV[2])
+
+if entries == 0 then
+  redis.call('SET', KEYS[1], ARGV[1] .. ',1,,' .. ARGV[5] .. ';', 'PX', ARGV[4])
+  return { 1, 1, ARGV[1] }
+end
+if not stale and count < limit and entries < MAX_ENTRIES and tonumber(ARGV[1]) > tonumber(newest) then
+  redis.call('SET', KEYS[1], v .. ARGV[1] .. ',1,,' .. ARGV[5] .. ';', 'PX', ARGV[4])
+  return { 1, count + 1, first }
+end
+
+local tos, ns, froms, labels = {}, {}, {}, {}
+count = 0
+local start = tonumber(ARGV[2])
+local live = false
+for to, n, from, label in string.gmatch(v, '(%d+),(%d+),(%d*),(%d+);') do
+  if live or tonumber(to) > start then
+    live = true
+    local i = #tos + 1
+    tos[i] = to
+    ns[i] = tonumber(n)
+    froms[i] = from
+    labels[i] = label
+    count = count + ns[i]
   end
 end
 
-local limit = tonumber(ARGV[3])
 if count >= limit then
   local left = count
   for i = 1, #tos do

@@ -13,6 +13,10 @@
 //                                  (bench/.results/prof/<scenario>-round<n>.cpuprofile)
 //   BENCH_OUT=dir                  write the report there instead
 //   BENCH_NOTE=text                a line about the machine's load, printed in the report
+//   BENCH_MAX_FOREIGN_CORES=0.2    foreign load (CPU of processes other than the bench's) a measured
+//                                  run may see; a run above it is measured again, and a docs run that
+//                                  still has one is refused (written to bench/.results/refused/)
+//   BENCH_LOAD_RETRIES=2           how often a run above that limit is measured again
 import { join } from 'node:path';
 
 export interface BenchConfig {
@@ -29,6 +33,10 @@ export interface BenchConfig {
   readonly outDir: string;
   readonly docs: boolean;
   readonly note: string;
+  /** Foreign load (cores) a measured run may see before it is measured again / the run is refused. */
+  readonly maxForeignCores: number;
+  /** How often a run above `maxForeignCores` is measured again. */
+  readonly loadRetries: number;
   /** Hard limit of the whole run: it stops by itself. */
   readonly deadlineMs: number;
   readonly root: string;
@@ -75,6 +83,8 @@ export function loadConfig(argv: readonly string[]): BenchConfig {
     outDir,
     docs: outDir === join(root, 'docs'),
     note: process.env['BENCH_NOTE'] ?? '',
+    maxForeignCores: num('BENCH_MAX_FOREIGN_CORES', 0.2, 0, 64),
+    loadRetries: Math.round(num('BENCH_LOAD_RETRIES', 2, 0, 10)),
     deadlineMs: num('BENCH_DEADLINE_MIN', quick ? 6 : 20, 1, 120) * 60_000,
     root,
   });

@@ -18,6 +18,7 @@ import { renderChart } from './chart.js';
 import { type BenchConfig, loadConfig } from './config.js';
 import { cookieHeader, fetchOnce, runLoad } from './load.js';
 import { describeMachine } from './machine.js';
+import { machineLoad, sampleMachine } from './machine-load.js';
 import { type Child, startChild } from './processes.js';
 import { commandStats, diffStats, mix, total } from './redis-stats.js';
 import { type BenchReport, type RunRecord, renderReport, type ScenarioSummary } from './report.js';
@@ -74,11 +75,15 @@ async function startScenario(def: ScenarioDef, redisUrl: string): Promise<Runnin
   }
 }
 
-async function redisCpuMicros(admin: Redis): Promise<number> {
+/** redis-server's CPU so far, µs: its main thread (the cost of the commands) and the whole process. */
+async function redisCpuMicros(admin: Redis): Promise<{ main: number; all: number }> {
   const info = await admin.info('cpu');
   const read = (name: string): number =>
     Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
-  return (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6;
+  return {
+    main: (read('used_cpu_user_main_thread') + read('used_cpu_sys_main_thread')) * 1e6,
+    all: (read('used_cpu_user') + read('used_cpu_sys')) * 1e6,
+  };
 }
 
 async function measure(
@@ -93,6 +98,7 @@ async function measure(
     mkdirSync(dir, { recursive: true });
     stopProfile = await run.child.profile(join(dir, `${run.def.id}-round${round}.cpuprofile`));
   }
+  const machineBefore = sampleMachine();
   const childBefore = await run.child.stats();
   const before = await commandStats(admin);
   const redisBefore = await redisCpuMicros(admin);
@@ -105,7 +111,14 @@ async function measure(
   const redisAfter = await redisCpuMicros(admin);
   const after = await commandStats(admin);
   const childAfter = await run.child.stats();
+  const machineAfter = sampleMachine();
   if (stopProfile !== null) await stopProfile();
+  const childCpu = childAfter.cpuMicros - childBefore.cpuMicros;
+  const { foreignCores, idleShare } = machineLoad(
+    machineBefore,
+    machineAfter,
+    childCpu + (redisAfter.all - redisBefore.all),
+  );
   const commands = diffStats(before, after);
   const requests = Math.max(load.requests, 1);
   return {
@@ -118,11 +131,18 @@ async function measure(
     errors: load.errors,
     roundTripsPerRequest: (childAfter.roundTrips - childBefore.roundTrips) / requests,
     commandsPerRequest: total(commands) / requests,
-    serverCpuMicros: (childAfter.cpuMicros - childBefore.cpuMicros) / requests,
-    redisCpuMicros: (redisAfter - redisBefore) / requests,
+    serverCpuMicros: childCpu / requests,
+    redisCpuMicros: (redisAfter.main - redisBefore.main) / requests,
+    foreignCores,
+    idleShare,
     commandMix: mix(commands, requests),
     ratio: Number.NaN,
   };
+}
+
+/** A run that foreign load disturbed beyond the limit (unmeasurable load counts as none). */
+function loaded(record: { readonly foreignCores: number }): boolean {
+  return record.foreignCores > config.maxForeignCores;
 }
 
 function median(values: readonly number[]): number {
@@ -188,6 +208,8 @@ async function main(): Promise<void> {
   const unavailable: Array<{ def: ScenarioDef; reason: string }> = [];
   const runs: RunRecord[] = [];
   let stores: StoreResults | { error: string } | null = null;
+  /** A docs run gives up once a run keeps its foreign load after the retries (it would be refused). */
+  let gaveUp = false;
   try {
     const defs = SCENARIOS.filter(
       (d) => d.id === 'baseline' || config.only === null || config.only.test(d.id),
@@ -217,19 +239,38 @@ async function main(): Promise<void> {
         `round ${round} ${id.padEnd(24)} ${record.rps.toFixed(0).padStart(6)} req/s  ` +
           `p50 ${record.p50Ms.toFixed(2)} ms  p99 ${record.p99Ms.toFixed(2)} ms  ` +
           `${record.roundTripsPerRequest.toFixed(2)} trips  ${record.commandsPerRequest.toFixed(2)} cmds  ` +
-          `cpu ${record.serverCpuMicros.toFixed(0)}+${record.redisCpuMicros.toFixed(0)} µs` +
+          `cpu ${record.serverCpuMicros.toFixed(0)}+${record.redisCpuMicros.toFixed(0)} µs  ` +
+          `foreign ${record.foreignCores.toFixed(2)} cores` +
           (record.non2xx + record.errors > 0 ? `  FAILED ${record.non2xx + record.errors}` : ''),
       );
-    for (let round = 1; round <= config.rounds; round++) {
+    measuring: for (let round = 1; round <= config.rounds; round++) {
       const inRound: RunRecord[] = [];
+      rounds.push(inRound);
       for (const run of running) {
-        const record: RunRecord = { ...(await measure(run, admin, config.durationS, round)), round };
+        let record: RunRecord = { ...(await measure(run, admin, config.durationS, round)), round };
+        for (let retry = 1; retry <= config.loadRetries && loaded(record); retry++) {
+          log(
+            `round ${round} ${run.def.id}: foreign load ${record.foreignCores.toFixed(2)} cores, measuring again`,
+          );
+          record = { ...(await measure(run, admin, config.durationS, round)), round, retries: retry };
+        }
         inRound.push(record);
         report(round, record, run.def.id);
+        if (config.docs && loaded(record)) {
+          // This run cannot be published: stop now rather than spend minutes on a refused report.
+          log(`foreign load stayed above ${config.maxForeignCores} cores: giving up the run`);
+          gaveUp = true;
+          break measuring;
+        }
       }
-      rounds.push(inRound);
     }
-    const closing = await measure(baselineRun, admin, config.durationS, config.rounds + 1);
+    let closing = gaveUp
+      ? (rounds[0]?.find((r) => r.id === 'baseline') as RunRecord)
+      : await measure(baselineRun, admin, config.durationS, config.rounds + 1);
+    for (let retry = 1; !gaveUp && retry <= config.loadRetries && loaded(closing); retry++) {
+      log(`closing baseline: foreign load ${closing.foreignCores.toFixed(2)} cores, measuring again`);
+      closing = await measure(baselineRun, admin, config.durationS, config.rounds + 1);
+    }
     report('end', closing, 'baseline');
     rounds.forEach((inRound, i) => {
       const opening = inRound.find((r) => r.id === 'baseline')!;
@@ -244,7 +285,7 @@ async function main(): Promise<void> {
     log('scenario servers stopped');
   }
 
-  if (!config.skipStores) {
+  if (!config.skipStores && !gaveUp) {
     await admin.flushall();
     log('store micro-benchmarks, growth, memory and lifetimes');
     stores = await runStores(config, server.url);
@@ -263,6 +304,7 @@ async function main(): Promise<void> {
       rounds: config.rounds,
       connections: config.connections,
       growthKeys: config.growthKeys,
+      maxForeignCores: config.maxForeignCores,
     },
     machine: { ...machine, loadAfter: loadavg().map((l) => Math.round(l * 100) / 100) },
     note: config.note,
@@ -273,18 +315,31 @@ async function main(): Promise<void> {
     runs,
     stores,
   };
-  mkdirSync(config.outDir, { recursive: true });
+  // A published report must come from a quiet machine: refuse one with a run that foreign load still
+  // disturbed after its retries (it goes to bench/.results/refused/ for inspection instead).
+  const disturbed = runs.filter(loaded);
+  const refused = config.docs && disturbed.length > 0;
+  const outDir = refused ? join(config.root, 'bench', '.results', 'refused') : config.outDir;
+  if (refused) {
+    log(
+      `REFUSED to publish: ${disturbed.length} run(s) saw more than ${config.maxForeignCores} cores of ` +
+        `foreign load (${disturbed.map((r) => `${r.id}#${r.round} ${r.foreignCores.toFixed(2)}`).join(', ')}); ` +
+        'docs/ is unchanged. Run again on a quiet machine.',
+    );
+  }
+  mkdirSync(outDir, { recursive: true });
   // The raw results stay out of docs/ (bench/.results is git-ignored); the report holds every run.
-  const jsonDir = config.docs ? join(config.root, 'bench', '.results', 'full') : config.outDir;
+  const jsonDir = config.docs && !refused ? join(config.root, 'bench', '.results', 'full') : outDir;
   mkdirSync(jsonDir, { recursive: true });
   writeFileSync(join(jsonDir, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(config.outDir, 'benchmarks.svg'), renderChart(summaries));
-  writeFileSync(join(config.outDir, 'benchmarks.md'), renderReport(report, config.root));
-  log(`report written to ${config.outDir}/benchmarks.{md,svg} (raw: ${jsonDir}/benchmarks.json)`);
+  writeFileSync(join(outDir, 'benchmarks.svg'), renderChart(summaries));
+  writeFileSync(join(outDir, 'benchmarks.md'), renderReport(report, config.root));
+  log(`report written to ${outDir}/benchmarks.{md,svg} (raw: ${jsonDir}/benchmarks.json)`);
+  if (refused) process.exitCode = 3;
 }
 
 main().then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (error: unknown) => {
     console.error(error);
     process.exit(1);

@@ -24,6 +24,12 @@ export interface RunRecord {
   readonly ratio: number;
   /** The round's baseline: the mean of the baseline runs opening this round and the next. */
   readonly baselineRps?: number;
+  /** Cores' worth of CPU that processes other than the bench's spent during the run (NaN: unknown). */
+  readonly foreignCores: number;
+  /** Share of the machine's core time that stayed idle during the run. */
+  readonly idleShare: number;
+  /** How often this run was measured again because of foreign load (absent: never). */
+  readonly retries?: number;
 }
 
 export interface ScenarioSummary {
@@ -51,6 +57,8 @@ export interface BenchReport {
     readonly rounds: number;
     readonly connections: number;
     readonly growthKeys: number;
+    /** Foreign load a published run may see in every measured run, cores. */
+    readonly maxForeignCores?: number;
   };
   readonly machine: Machine & { readonly loadAfter: readonly number[] };
   readonly note: string;
@@ -81,6 +89,29 @@ const x = (ratio: number): string => (Number.isFinite(ratio) ? `${ratio.toFixed(
 const ms = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 const int = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
 const pct = (v: number): string => `${(v * 100).toFixed(0)} %`;
+const cores = (v: number | undefined): string =>
+  v !== undefined && Number.isFinite(v) ? v.toFixed(2) : 'n/a';
+const share = (v: number | undefined): string =>
+  v !== undefined && Number.isFinite(v) ? `${(v * 100).toFixed(0)} %` : 'n/a';
+
+/** How quiet the machine was: the worst foreign load of any measured run and the median idle share. */
+function quietLine(report: BenchReport): string {
+  const foreign = report.runs.map((r) => r.foreignCores).filter((v) => v !== undefined && Number.isFinite(v));
+  const idle = report.runs
+    .map((r) => r.idleShare)
+    .filter((v) => v !== undefined && Number.isFinite(v))
+    .sort((a, b) => a - b);
+  const limit = report.config.maxForeignCores ?? 0.2;
+  if (foreign.length === 0)
+    return 'Machine load: not measured (no /proc/stat), so this run proves nothing about quiet.';
+  const worst = Math.max(...foreign);
+  const retried = report.runs.filter((r) => r.retries !== undefined).length;
+  return (
+    `Machine load: foreign load (CPU of processes other than the bench's) at most **${worst.toFixed(2)} cores** ` +
+    `in any measured run (limit for publishing: ${limit}; ${retried} run(s) measured again), median idle share ` +
+    `${share(idle[idle.length >> 1])} — ${worst <= limit ? 'a quiet machine' : '**NOT a quiet machine: not publishable**'}.`
+  );
+}
 
 /** Every target of issue 9 with its verdict. */
 export function verdicts(report: BenchReport): Verdict[] {
@@ -123,6 +154,34 @@ export function verdicts(report: BenchReport): Verdict[] {
           met === false && peer !== undefined ? `behind by ${pct((peer.ratio - s.ratio) / peer.ratio)}` : '',
       });
     }
+    if (t.near !== undefined) {
+      const floor = byId.get(t.near.id);
+      const want = floor === undefined ? Number.NaN : floor.ratio * t.near.fraction;
+      const met = floor === undefined ? null : s.ratio >= want;
+      out.push({
+        what: s.def.label,
+        target: `≥ ${t.near.fraction.toFixed(2)} × ${floor?.def.label ?? t.near.id}`,
+        measured: `${x(s.ratio)} vs ${floor === undefined ? 'n/a' : `${x(floor.ratio)} (${x(s.ratio / floor.ratio)} of it)`}`,
+        met,
+        gap: met === false ? `missed by ${pct((want - s.ratio) / want)}` : '',
+      });
+    }
+    if (t.cpuBelow !== undefined) {
+      const peer = byId.get(t.cpuBelow);
+      for (const [what, mine, theirs] of [
+        ['server CPU µs / req', s.serverCpuMicros, peer?.serverCpuMicros],
+        ['Redis CPU µs / req', s.redisCpuMicros, peer?.redisCpuMicros],
+      ] as const) {
+        const met = theirs === undefined ? null : mine < theirs;
+        out.push({
+          what: `${s.def.label}: ${what}`,
+          target: `below ${peer?.def.label ?? t.cpuBelow}`,
+          measured: `${mine.toFixed(1)} vs ${theirs === undefined ? 'n/a' : theirs.toFixed(1)}`,
+          met,
+          gap: met === false && theirs !== undefined ? `over by ${pct((mine - theirs) / theirs)}` : '',
+        });
+      }
+    }
   }
   for (const def of report.unavailable) {
     out.push({
@@ -155,6 +214,19 @@ export function verdicts(report: BenchReport): Verdict[] {
         measured:
           `${g.largeRedisMicros.toFixed(1)} vs ${g.smallRedisMicros.toFixed(1)} µs (${x(ratio)}); ` +
           `${x(g.opsRatio)} the get/s`,
+        met: ratio <= 1.15,
+        gap: ratio <= 1.15 ? '' : `costlier by ${pct(ratio - 1)}`,
+      });
+    }
+    const lg = stores.limiterGrowth;
+    if (lg !== undefined && lg !== null) {
+      const ratio = lg.costRatio;
+      out.push({
+        what: `login limiter check, ${int(lg.large)} vs ${int(lg.small)} attempt keys stored`,
+        target: 'flat: Redis CPU per check ≤ 1.15× the small store’s (noise margin)',
+        measured:
+          `${lg.largeRedisMicros.toFixed(1)} vs ${lg.smallRedisMicros.toFixed(1)} µs (${x(ratio)}); ` +
+          `${x(lg.opsRatio)} the checks/s`,
         met: ratio <= 1.15,
         gap: ratio <= 1.15 ? '' : `costlier by ${pct(ratio - 1)}`,
       });
@@ -210,6 +282,8 @@ export function renderReport(report: BenchReport, root: string): string {
     `Run: ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${c.quick ? '**quick smoke run** (numbers are indicative only), ' : ''}` +
       `${c.rounds} rounds × ${c.durationS} s per scenario, ${c.connections} connections, ` +
       `${c.warmupS} s warm-up, ${Math.round(report.elapsedS / 60)} min in all.`,
+    '',
+    quietLine(report),
     '',
     '![Throughput relative to the baseline](benchmarks.svg)',
     '',
@@ -302,12 +376,31 @@ export function renderReport(report: BenchReport, root: string): string {
         `| ${int(g.large)} | ${int(g.largeOpsPerSecond)} | ${int(g.largeSoloMicros)} | ${g.largeRedisMicros.toFixed(1)} |`,
       );
     }
+    const lg = stores.limiterGrowth;
+    if (lg !== undefined && lg !== null) {
+      push(
+        '',
+        '### Login limiter cost with the number of attempt keys stored',
+        '',
+        `\`LoginLimiter.check\` (both default policies, limits raised so every check reserves) for 1,000 ` +
+          `clients spread across a store of ${int(lg.small)} and one of ${int(lg.large)} account+IP logs ` +
+          `(plus one IP log per 256; two databases of the same server; seeded in ${lg.seedSeconds.toFixed(1)} s ` +
+          `by pipelined SETs in the limiter's format, each with a one-hour TTL; ${lg.usedMemoryLargeMiB.toFixed(0)} MiB ` +
+          'used), measured in 10 paired rounds (order alternating); medians, the verdict on the median of the ' +
+          'per-round ratios. Every seeded key is flushed afterwards.',
+        '',
+        '| attempt keys stored | checks/s | one check alone, µs | Redis CPU µs / check |',
+        '|---:|---:|---:|---:|',
+        `| ${int(lg.small)} | ${int(lg.smallOpsPerSecond)} | ${int(lg.smallSoloMicros)} | ${lg.smallRedisMicros.toFixed(1)} |`,
+        `| ${int(lg.large)} | ${int(lg.largeOpsPerSecond)} | ${int(lg.largeSoloMicros)} | ${lg.largeRedisMicros.toFixed(1)} |`,
+      );
+    }
     if (stores.memory.length > 0) {
       push(
         '',
         '### Memory',
         '',
-        '`MEMORY USAGE` (bytes, Redis 7 jemalloc accounting) of what one login stores.',
+        '`MEMORY USAGE` (bytes, Redis 7 jemalloc accounting) of what one login stores, and of the login limiter’s keys.',
         '',
       );
       push('| what | key | encoding | bytes |', '|---|---|---|---:|');
@@ -368,13 +461,15 @@ export function renderReport(report: BenchReport, root: string): string {
 
   push('', '## Every run', '', '<details><summary>per round</summary>', '');
   push(
-    '| round | scenario | req/s | round baseline req/s | × baseline | p50 ms | p99 ms | failed |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|',
+    '| round | scenario | req/s | round baseline req/s | × baseline | p50 ms | p99 ms | server CPU µs / req | Redis CPU µs / req | foreign load, cores | idle | failed |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const r of report.runs) {
+    const again = r.retries === undefined ? '' : ` (measured ${r.retries + 1}×)`;
     push(
       `| ${r.round} | ${r.id} | ${int(r.rps)} | ${int(r.baselineRps ?? Number.NaN)} | ${x(r.ratio)} | ` +
-        `${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${r.non2xx + r.errors} |`,
+        `${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${int(r.serverCpuMicros)} | ${r.redisCpuMicros.toFixed(1)} | ` +
+        `${cores(r.foreignCores)}${again} | ${share(r.idleShare)} | ${r.non2xx + r.errors} |`,
     );
   }
   push('', '</details>', '');

@@ -52,6 +52,8 @@ export interface LifetimeRow {
 export interface StoreResults {
   readonly ops: readonly StoreOpResult[];
   readonly growth: GrowthResult | null;
+  /** LoginLimiter.check with 10k vs many attempt keys stored (absent in older results). */
+  readonly limiterGrowth?: GrowthResult | null;
   readonly memory: readonly MemoryRow[];
   readonly lifetimes: readonly LifetimeRow[];
   readonly notes: readonly string[];

@@ -385,6 +385,123 @@ async function growth(): Promise<GrowthResult> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Limiter growth: LoginLimiter.check with 10k vs GROWTH_KEYS distinct attempt keys stored.
+
+async function limiterGrowth(): Promise<GrowthResult> {
+  // Two more databases of the bench's server: db 3 holds 10k attempt logs, db 4 GROWTH_KEYS. Seeded by
+  // pipelined SETs (no Lua) in the format the limiter writes, each with its window's TTL; bounded in
+  // time: a slow machine measures what it seeded in 90 s and says so.
+  const prefix = 'lg';
+  const small = 10_000;
+  const dbs = { small: 3, large: 4 } as const;
+  const client = (db: number): Redis => new Redis(REDIS_URL, { db });
+  const seeders = { small: client(dbs.small), large: client(dbs.large) };
+  const readers = { small: client(dbs.small), large: client(dbs.large) };
+  const options = { prefix, secret, accountIp: { maxFailures: 100_000 }, ip: { maxFailures: 100_000 } };
+  const limiters = {
+    small: new LoginLimiter({ ...options, redis: readers.small }),
+    large: new LoginLimiter({ ...options, redis: readers.large }),
+  };
+  // Client i: account `a<i>@example.com` at IP 198.18.<i / 256 % 256>.<i % 256>; a stored pair is one
+  // account+IP log, and every 256th client also stores its IP's log.
+  const ipOf = (i: number): string => `198.18.${(i >> 8) & 255}.${i & 255}`;
+  const accountOf = (i: number): string => `a${i}@example.com`;
+  const HOUR = 3_600_000;
+  const deadline = performance.now() + 90_000;
+  const seed = async (redis: Redis, count: number): Promise<number> => {
+    const now = Date.now();
+    const value = `${now},1,,${Math.floor(now / Math.ceil(HOUR / 15)) % 1_000_000};`;
+    const batch = 10_000;
+    let seeded = 0;
+    for (let start = 0; start < count && performance.now() < deadline; start += batch) {
+      const pipeline = redis.pipeline();
+      const end = Math.min(count, start + batch);
+      for (let i = start; i < end; i++) {
+        // A digest-shaped id: the measured pool below uses real digests, the filler needs only the shape.
+        const digest = `${String(i).padStart(12, '0')}${'x'.repeat(31)}`;
+        pipeline.set(`${prefix}:l2:ai:{${ipOf(i)}}:${digest}`, value, 'PX', HOUR);
+        if ((i & 255) === 0) pipeline.set(`${prefix}:l2:ip:{${ipOf(i)}}`, value, 'PX', HOUR);
+      }
+      await pipeline.exec();
+      seeded = end;
+    }
+    return seeded;
+  };
+  const t0 = performance.now();
+  await seed(seeders.small, small);
+  const large = await seed(seeders.large, GROWTH_KEYS);
+  const seedSeconds = (performance.now() - t0) / 1000;
+  if (large < GROWTH_KEYS) notes.push(`limiter growth: seeded ${large} of ${GROWTH_KEYS} keys within 90 s`);
+  const memory = await admin.info('memory');
+  const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
+  log(`limiter growth: seeded ${small} + ${large} attempt logs in ${seedSeconds.toFixed(1)} s`);
+
+  // 1000 clients spread over each store: their account+IP logs are written for real (with the
+  // digests the limiter computes), so every measured check reads and rewrites two stored logs.
+  const calls = { small: 0, large: 0 };
+  const sources = async (size: 'small' | 'large'): Promise<NextCall> => {
+    const stored = size === 'small' ? small : large;
+    const pool = Array.from({ length: 1000 }, () => Math.floor(Math.random() * stored));
+    for (const i of pool) await limiters[size].check(accountOf(i), ipOf(i));
+    let k = 0;
+    return () => {
+      const i = pool[k++ % pool.length]!;
+      calls[size]++;
+      return () => limiters[size].check(accountOf(i), ipOf(i));
+    };
+  };
+  const next = { small: await sources('small'), large: await sources('large') };
+  for (const size of ['small', 'large'] as const) {
+    await throughput(next[size], CONCURRENCY, Math.min(OP_MS, 1000)); // warm-up
+  }
+  const samples = {
+    small: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
+    large: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
+  };
+  const costRatios: number[] = [];
+  const opsRatios: number[] = [];
+  for (let round = 0; round < 10; round++) {
+    const order = round % 2 === 0 ? (['small', 'large'] as const) : (['large', 'small'] as const);
+    for (const size of order) {
+      samples[size].micros.push(await solo(next[size], OP_MS / 4));
+      const cpuBefore = await redisCpuMicros();
+      const callsBefore = calls[size];
+      samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 4));
+      const cpu = (await redisCpuMicros()) - cpuBefore;
+      samples[size].redis.push(cpu / Math.max(1, calls[size] - callsBefore));
+    }
+    costRatios.push(samples.large.redis.at(-1)! / samples.small.redis.at(-1)!);
+    opsRatios.push(samples.large.ops.at(-1)! / samples.small.ops.at(-1)!);
+  }
+  const med = (values: number[]): number => {
+    const sorted = [...values].sort((p, q) => p - q);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const result: GrowthResult = {
+    small,
+    large,
+    seedSeconds,
+    smallOpsPerSecond: med(samples.small.ops),
+    largeOpsPerSecond: med(samples.large.ops),
+    smallSoloMicros: med(samples.small.micros),
+    largeSoloMicros: med(samples.large.micros),
+    smallRedisMicros: med(samples.small.redis),
+    largeRedisMicros: med(samples.large.redis),
+    costRatio: med(costRatios),
+    opsRatio: med(opsRatios),
+    usedMemoryLargeMiB: used / 2 ** 20,
+  };
+  log(
+    `limiter growth: ${result.smallOpsPerSecond.toFixed(0)} vs ${result.largeOpsPerSecond.toFixed(0)} checks/s, ` +
+      `${result.smallRedisMicros.toFixed(1)} vs ${result.largeRedisMicros.toFixed(1)} Redis µs/check`,
+  );
+  await admin.flushall(); // the bench's own server: nothing of the seeded keys stays
+  await Promise.all([...Object.values(seeders), ...Object.values(readers)].map((r) => r.quit()));
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Memory: MEMORY USAGE of what one login stores.
 
 async function redisCpuMicros(): Promise<number> {
@@ -445,8 +562,48 @@ async function memory(): Promise<MemoryRow[]> {
     key: 'koa:sess:<uuid>',
     ...(await usage(peerKey)),
   });
+  rows.push(...(await limiterMemory(prefix)));
   await admin.flushall();
   return rows;
+}
+
+/** Bytes per limiter key: one attempt, five (the account+IP default limit), a full log (any limit). */
+async function limiterMemory(prefix: string): Promise<MemoryRow[]> {
+  let now = Date.now();
+  const limiter = new LoginLimiter({
+    redis: plain,
+    prefix,
+    secret,
+    clock: { now: () => now },
+    ip: { maxFailures: 100 },
+  });
+  const ip = '198.18.0.1';
+  const attempt = async (account: string): Promise<void> => {
+    const r = await limiter.check(account, ip);
+    if (r.reservation === null) throw new Error('a memory probe attempt was refused');
+    await limiter.settle(r.reservation, 'failure');
+    now += 1000;
+  };
+  const aiKey = (account: string): string => `${prefix}:l2:ai:{${ip}}:${limiter.accountDigest(account)}`;
+  await attempt('one@example.com');
+  const one = await usage(aiKey('one@example.com'));
+  for (let i = 0; i < 5; i++) await attempt('five@example.com');
+  const five = await usage(aiKey('five@example.com'));
+  for (let i = 0; i < 90; i++) await attempt(`spray${i}@example.com`);
+  const full = await usage(`${prefix}:l2:ip:{${ip}}`);
+  return [
+    { what: 'login limiter: account+IP log after one failure', key: `${prefix}:l2:ai:{IP}:A`, ...one },
+    {
+      what: 'login limiter: account+IP log after five failures (the default limit)',
+      key: `${prefix}:l2:ai:{IP}:A`,
+      ...five,
+    },
+    {
+      what: 'login limiter: IP log after 97 failures 1 s apart (full: 16 entries, whatever the limit)',
+      key: `${prefix}:l2:ip:{IP}`,
+      ...full,
+    },
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,10 +775,18 @@ async function main(): Promise<void> {
   const mem = await memory();
   const life = await lifetimes();
   const grow = await growth();
+  const limiterGrow = await limiterGrowth();
   notes.push(
     `Throughput with ${CONCURRENCY} calls in flight on one ioredis connection; "alone" = one call at a time.`,
   );
-  const result: StoreResults = { ops, growth: grow, memory: mem, lifetimes: life, notes };
+  const result: StoreResults = {
+    ops,
+    growth: grow,
+    limiterGrowth: limiterGrow,
+    memory: mem,
+    lifetimes: life,
+    notes,
+  };
   process.send?.({ type: 'result', result });
   await Promise.all([admin.quit(), plain.quit(), counted.quit()]);
 }

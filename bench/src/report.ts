@@ -382,7 +382,8 @@ export function renderReport(report: BenchReport, root: string): string {
         '',
         '### Login limiter cost with the number of attempt keys stored',
         '',
-        `\`LoginLimiter.check\` (both default policies, limits raised so every check reserves) for 1,000 ` +
+        `\`LoginLimiter.check\` (both default policies, limits raised so every check reserves; the logs soon hold ` +
+          '16 entries, so most checks take the costliest path, parse and merge) for 1,000 ' +
           `clients spread across a store of ${int(lg.small)} and one of ${int(lg.large)} account+IP logs ` +
           `(plus one IP log per 256; two databases of the same server; seeded in ${lg.seedSeconds.toFixed(1)} s ` +
           `by pipelined SETs in the limiter's format, each with a one-hour TTL; ${lg.usedMemoryLargeMiB.toFixed(0)} MiB ` +

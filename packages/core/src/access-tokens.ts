@@ -1,7 +1,8 @@
 import { type Claims, ClaimValidationError, InvalidTokenError, PublicProtocol } from 'paseto';
-import { type PublicKey, SignFactory, VerifyFactory } from 'paseto/v4/public';
+import { type PublicKey, SignFactory } from 'paseto/v4/public';
 import { InvalidInputError, InvalidOptionError, KeyError, StoreFailedError } from './errors.js';
 import { randomId } from './internal/crypto.js';
+import { NodeVerifyFactory } from './internal/ed25519-verify.js';
 import { LruMap } from './internal/lru.js';
 import {
   positiveInt,
@@ -16,7 +17,7 @@ import { accessVerify } from './lua/generated/access-verify.js';
 import { isValidJti, RevocationList, resolveRevocationOptions } from './revocation-list.js';
 import { AMR_VALUE, checkAmr, checkUserId, isUserId } from './sessions.js';
 
-const v4 = new PublicProtocol(SignFactory, VerifyFactory);
+const v4 = new PublicProtocol(SignFactory, NodeVerifyFactory);
 
 /**
  * Bound into every signature without being stored in the token (PASETO's implicit assertion), so a

@@ -213,6 +213,25 @@ realRedisSuite('latchkey CLI: stats', (test) => {
     assert.is(stats.total.withoutTtl, 1);
   });
 
+  test('stats scans every master of a Cluster', async () => {
+    const cluster = await openBackendClient('cluster');
+    try {
+      const p = prefix();
+      const store = new SessionStore({ redis: cluster, prefix: p });
+      // Ten users spread over the three masters' slots.
+      for (let i = 0; i < 10; i++) await store.create(`user-${i}`, {});
+      const nodes = (await sharedRedisCluster()).nodes.map((n) => `${n.host}:${n.port}`).join(',');
+      const run = await runCli(['stats', '--cluster', nodes, '--prefix', p, '--json']);
+      assert.is(run.code, 0, run.stderr);
+      const stats = JSON.parse(run.stdout) as { nodes: number; kinds: Record<string, { keys: number }> };
+      assert.is(stats.nodes, 3);
+      assert.is(stats.kinds['s']?.keys, 10);
+      assert.is(stats.kinds['ix']?.keys, 10);
+    } finally {
+      await closeClient(cluster);
+    }
+  });
+
   test('stats stops at --max-keys, says so, and reports progress on stderr past 10,000 keys', async () => {
     const p = prefix();
     const pipeline = redis.pipeline();

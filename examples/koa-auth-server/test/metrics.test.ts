@@ -4,7 +4,15 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { Metrics } from '../src/metrics.js';
-import { eventually, randomIp, replaceScript, signUp, startTestApp, type TestApp } from './helpers.js';
+import {
+  eventually,
+  lastCode,
+  randomIp,
+  replaceScript,
+  signUp,
+  startTestApp,
+  type TestApp,
+} from './helpers.js';
 
 // GET /metrics (Prometheus text exposition format 0.0.4), scraped and parsed: the counters move with
 // what happens — failed logins, lockouts, refresh reuse, revocations, Redis round trips and outages.
@@ -175,6 +183,38 @@ counters(
     }
   },
 );
+
+counters('code exhaustion, a password reset and logout-all are counted by type', async () => {
+  const app = await startTestApp();
+  try {
+    const client = app.client();
+    const user = await signUp(client, undefined, PASSWORD);
+    assert.is((await client.post('/auth/verify-email/request')).status, 202);
+    const code = lastCode(app, user.email, 'verify-email');
+    const wrong = code === '000000' ? '111111' : '000000';
+    for (let i = 0; i < 5; i++) {
+      assert.is((await client.post('/auth/verify-email/confirm', { code: wrong })).status, 400);
+    }
+    assert.is((await client.post('/auth/password-reset/request', { email: user.email })).status, 202);
+    const resetCode = lastCode(app, user.email, 'password-reset');
+    const reset = await client.post('/auth/password-reset/confirm', {
+      email: user.email,
+      code: resetCode,
+      newPassword: 'another horse battery',
+    });
+    assert.is(reset.status, 204);
+    const samples = await scrape(app);
+    const events = (type: string): number => total(samples, 'latchkey_security_events_total', { type });
+    assert.is(events('code.exhausted'), 1);
+    assert.is(events('password.reset'), 1);
+    assert.is(events('session.revoked-all'), 1);
+    assert.ok(
+      total(samples, 'latchkey_redis_command_duration_seconds_count', { operation: 'code-verify' }) >= 6,
+    );
+  } finally {
+    await app.close();
+  }
+});
 
 counters('other methods on /metrics are 405', async () => {
   const app = await startTestApp();

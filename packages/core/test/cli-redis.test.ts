@@ -2,7 +2,12 @@
 // (ioredis-mock) lives inside one process, so a CLI in another process cannot reach it: these tests
 // need a real server, and are skipped loudly without one (failed with LATCHKEY_REQUIRE_REDIS=1).
 import { randomBytes } from 'node:crypto';
-import { type RedisServerHandle, startRedisServer } from '@latchkey/testing';
+import {
+  type RedisSentinelHandle,
+  type RedisServerHandle,
+  startRedisSentinel,
+  startRedisServer,
+} from '@latchkey/testing';
 import {
   closeClient,
   openBackendClient,
@@ -10,7 +15,7 @@ import {
   sharedRedisCluster,
   sharedRedisServer,
 } from '@latchkey/testing/backends';
-import type { Cluster, Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import * as assert from 'uvu/assert';
 import { KeySpace, SessionStore, StaleAuthenticationError, userTag } from '../src/index.js';
 import { runCli, SHIFT_CLOCK } from './helpers/cli.js';
@@ -344,6 +349,73 @@ realRedisSuite('latchkey doctor', (test) => {
       assert.match(run.stdout, /^FAIL\s+cluster slots\s+slots 0-16383 have no healthy master/m);
     } finally {
       await lonely.stop();
+    }
+  });
+});
+
+realRedisSuite('latchkey CLI on Sentinel', (test) => {
+  let sentinel: RedisSentinelHandle;
+  let where: string[];
+
+  test.before(async () => {
+    sentinel = await startRedisSentinel();
+    where = [
+      '--sentinels',
+      sentinel.sentinels.map((s) => `${s.host}:${s.port}`).join(','),
+      '--sentinel-name',
+      sentinel.name,
+    ];
+  });
+  test.after(async () => {
+    await sentinel.stop();
+  });
+
+  type Finding = { check: string; status: string; node?: string; message: string };
+  const replication = (stdout: string): Finding | undefined =>
+    (JSON.parse(stdout) as { findings: Finding[] }).findings.find((f) => f.check === 'replication');
+
+  test('doctor checks the master the Sentinels name, and whether durability.replicas can be met', async () => {
+    const master = await sentinel.master();
+    const [plain, one, two] = await Promise.all([
+      runCli(['doctor', ...where, '--json']),
+      runCli(['doctor', ...where, '--json', '--wait-replicas', '1']),
+      runCli(['doctor', ...where, '--json', '--wait-replicas', '2']),
+    ]);
+    assert.is(plain.code, 0, plain.stderr + plain.stdout);
+    const warned = replication(plain.stdout);
+    assert.is(warned?.status, 'warn');
+    assert.match(warned?.message ?? '', /1 replica online.*asynchronous.*durability: \{ replicas: 1 \}/);
+    assert.is(warned?.node, `127.0.0.1:${master}`);
+    assert.is(one.code, 0, one.stdout);
+    assert.match(
+      replication(one.stdout)?.message ?? '',
+      /durability\.replicas 1 can be met, but revocations answer 503 while one is down/,
+    );
+    assert.is(two.code, 1);
+    assert.is(replication(two.stdout)?.status, 'fail');
+  });
+
+  test('sessions list and revoke reach the master through REDIS_SENTINELS', async () => {
+    const p = prefix();
+    const redis = new Redis({ sentinels: [...sentinel.sentinels], name: sentinel.name });
+    try {
+      const store = new SessionStore({ redis, prefix: p });
+      const { token, session } = await store.create('heidi', {});
+      const env = {
+        REDIS_SENTINELS: sentinel.sentinels.map((s) => `${s.host}:${s.port}`).join(','),
+        REDIS_SENTINEL_NAME: sentinel.name,
+      };
+      const listed = await runCli(['sessions', 'list', 'heidi', '--prefix', p, '--json'], { env });
+      assert.is(listed.code, 0, listed.stderr);
+      assert.equal(
+        (JSON.parse(listed.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id),
+        [session.id],
+      );
+      const revoked = await runCli(['sessions', 'revoke', 'heidi', session.id, '--prefix', p], { env });
+      assert.is(revoked.code, 0, revoked.stderr);
+      assert.is(await store.get(token), null);
+    } finally {
+      redis.disconnect();
     }
   });
 });

@@ -5,7 +5,12 @@ import { CommandFailed, UsageError } from './io.js';
 /** Where the command connects: the same choices (and variable names) as the example server. */
 export type Target =
   | { readonly kind: 'url'; readonly url: string }
-  | { readonly kind: 'cluster'; readonly nodes: ReadonlyArray<{ host: string; port: number }> };
+  | { readonly kind: 'cluster'; readonly nodes: ReadonlyArray<{ host: string; port: number }> }
+  | {
+      readonly kind: 'sentinel';
+      readonly sentinels: ReadonlyArray<{ host: string; port: number }>;
+      readonly name: string;
+    };
 
 /** How long connecting may take before the command gives up, in ms. */
 const CONNECT_TIMEOUT_MS = 3000;
@@ -13,28 +18,49 @@ const CONNECT_TIMEOUT_MS = 3000;
 const COMMAND_TIMEOUT_MS = 10_000;
 
 /**
- * `--redis <url>` or `--cluster <host:port,…>`, else `REDIS_URL` or `REDIS_CLUSTER` (the example
- * server's variables). Exactly one.
- * @throws {UsageError} when none or both are given, or one is malformed.
+ * `--redis <url>`, `--cluster <host:port,…>` or `--sentinels <host:port,…>` (with `--sentinel-name`),
+ * else `REDIS_URL`, `REDIS_CLUSTER` or `REDIS_SENTINELS` (with `REDIS_SENTINEL_NAME`): the example
+ * server's variables. Exactly one.
+ * @throws {UsageError} when none or several are given, or one is malformed.
  */
 export function resolveTarget(
-  values: { readonly redis?: string | undefined; readonly cluster?: string | undefined },
+  values: {
+    readonly redis?: string | undefined;
+    readonly cluster?: string | undefined;
+    readonly sentinels?: string | undefined;
+    readonly 'sentinel-name'?: string | undefined;
+  },
   env: NodeJS.ProcessEnv,
 ): Target {
-  const fromFlags = values.redis !== undefined || values.cluster !== undefined;
+  const fromFlags =
+    values.redis !== undefined || values.cluster !== undefined || values.sentinels !== undefined;
   const url = fromFlags ? values.redis : nonEmpty(env['REDIS_URL']);
   const cluster = fromFlags ? values.cluster : nonEmpty(env['REDIS_CLUSTER']);
-  if (url !== undefined && cluster !== undefined) {
+  const sentinels = fromFlags ? values.sentinels : nonEmpty(env['REDIS_SENTINELS']);
+  if ([url, cluster, sentinels].filter((v) => v !== undefined).length > 1) {
     throw new UsageError(
-      fromFlags ? 'give --redis or --cluster, not both' : 'REDIS_URL and REDIS_CLUSTER are both set',
+      fromFlags
+        ? 'give one of --redis, --cluster or --sentinels'
+        : 'set one of REDIS_URL, REDIS_CLUSTER or REDIS_SENTINELS, not several',
     );
   }
   if (url !== undefined) {
     if (!/^rediss?:\/\/\S+$/.test(url)) throw new UsageError('--redis must be a redis:// or rediss:// URL');
     return { kind: 'url', url };
   }
-  if (cluster !== undefined) return { kind: 'cluster', nodes: hostPorts(cluster) };
-  throw new UsageError('give --redis <url> or --cluster <host:port,…> (or set REDIS_URL or REDIS_CLUSTER)');
+  if (cluster !== undefined) return { kind: 'cluster', nodes: hostPorts(cluster, '--cluster') };
+  if (sentinels !== undefined) {
+    const name = values['sentinel-name'] ?? nonEmpty(env['REDIS_SENTINEL_NAME']);
+    if (name === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+      throw new UsageError(
+        '--sentinels needs --sentinel-name (or REDIS_SENTINEL_NAME): letters, digits, _ . -',
+      );
+    }
+    return { kind: 'sentinel', sentinels: hostPorts(sentinels, '--sentinels'), name };
+  }
+  throw new UsageError(
+    'give --redis <url>, --cluster <host:port,…> or --sentinels <host:port,…> (or set REDIS_URL, REDIS_CLUSTER or REDIS_SENTINELS)',
+  );
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -42,13 +68,13 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** `host:port,host:port` (IPv6 in brackets). */
-export function hostPorts(text: string): Array<{ host: string; port: number }> {
+export function hostPorts(text: string, option: string): Array<{ host: string; port: number }> {
   return text.split(',').map((entry) => {
     const match = /^\s*(\[[^\]]+\]|[^:\s,]+):(\d{1,5})\s*$/.exec(entry);
     const host = match?.[1];
     const port = Number(match?.[2]);
     if (host === undefined || !(port > 0 && port <= 65535)) {
-      throw new UsageError(`--cluster must be host:port,… (got "${entry.trim()}")`);
+      throw new UsageError(`${option} must be host:port,… (got "${entry.trim()}")`);
     }
     return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
   });
@@ -57,6 +83,9 @@ export function hostPorts(text: string): Array<{ host: string; port: number }> {
 /** The target without credentials, for messages. */
 export function describeTarget(target: Target): string {
   if (target.kind === 'cluster') return `the Redis Cluster at ${target.nodes.map(hostPort).join(',')}`;
+  if (target.kind === 'sentinel') {
+    return `the Redis master "${target.name}" of the Sentinels at ${target.sentinels.map(hostPort).join(',')}`;
+  }
   try {
     const url = new URL(target.url);
     return `the Redis server at ${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
@@ -101,9 +130,32 @@ export async function connectNode(
   }
 }
 
-/** The client the stores use: one server, or a Cluster (slots discovered from the start-up nodes). */
+/** The master of a Sentinel group, found through the Sentinels. */
+export async function connectSentinel(target: Target & { kind: 'sentinel' }): Promise<Redis> {
+  const client = new Redis({
+    ...ONE_SHOT,
+    sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: target.name,
+    sentinelRetryStrategy: () => null,
+    sentinelCommandTimeout: CONNECT_TIMEOUT_MS,
+  });
+  let last: unknown;
+  client.on('error', (error: unknown) => {
+    last = error;
+  });
+  try {
+    await withTimeout(client.connect(), 2 * CONNECT_TIMEOUT_MS);
+    return client;
+  } catch (error) {
+    client.disconnect();
+    throw new CommandFailed(`cannot reach ${describeTarget(target)}: ${reason(last ?? error)}`);
+  }
+}
+
+/** The client the stores use: one server, a Sentinel group's master, or a Cluster. */
 export async function connect(target: Target): Promise<RedisClient> {
   if (target.kind === 'url') return connectNode(target.url, describeTarget(target));
+  if (target.kind === 'sentinel') return connectSentinel(target);
   const cluster = new Cluster(
     target.nodes.map((n) => ({ host: n.host, port: n.port })),
     {

@@ -1,6 +1,14 @@
 import type { Redis } from 'ioredis';
 import { DEFAULT_SKEW_MARGIN_MS } from '../revocation-list.js';
-import { close, connectNode, describeTarget, hostPort, reason, type Target } from './connect.js';
+import {
+  close,
+  connectNode,
+  connectSentinel,
+  describeTarget,
+  hostPort,
+  reason,
+  type Target,
+} from './connect.js';
 import { type CliIo, CommandFailed, EXIT_FAILED, EXIT_OK, json, printable } from './io.js';
 
 /** One finding. `fail` makes the exit status 1; `warn` explains a risk the operator may accept. */
@@ -35,7 +43,7 @@ export async function doctor(
   try {
     const masters = await discover(target, findings, clients);
     for (const master of masters) {
-      await nodeChecks(master.client, master.name, waitReplicas, findings, target.kind === 'url');
+      await nodeChecks(master.client, master.name, waitReplicas, findings, target.kind !== 'cluster');
     }
   } finally {
     await Promise.all(clients.map((c) => close(c)));
@@ -79,6 +87,17 @@ async function discover(target: Target, findings: Finding[], clients: Redis[]): 
     clients.push(client);
     const { host, port } = client.options;
     return [{ name: hostPort({ host: host ?? 'localhost', port: port ?? 6379 }), client }];
+  }
+  if (target.kind === 'sentinel') {
+    // The master the Sentinels name now (its replicas are checked through its INFO).
+    const client = await connectSentinel(target);
+    clients.push(client);
+    const stream = (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
+    const address =
+      stream?.remoteAddress !== undefined && stream.remotePort !== undefined
+        ? hostPort({ host: stream.remoteAddress, port: stream.remotePort })
+        : `master "${target.name}"`;
+    return [{ name: address, client }];
   }
   let seed: Redis | undefined;
   let seedAddress = target.nodes[0] ?? { host: '127.0.0.1', port: 6379 };

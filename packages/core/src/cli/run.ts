@@ -33,6 +33,9 @@ Users
 Where (every command but keys)
   --redis <url>                      a redis:// or rediss:// URL (default: REDIS_URL)
   --cluster <host:port,…>            Redis Cluster start-up nodes (default: REDIS_CLUSTER)
+  --sentinels <host:port,…> --sentinel-name <name>
+                                     a Sentinel group's master (default: REDIS_SENTINELS and
+                                     REDIS_SENTINEL_NAME)
   --prefix <prefix>                  the stores' key prefix (default: lk)
   --wait-replicas <n>                revocations wait for n replicas (default: REDIS_WAIT_REPLICAS)
   SESSION_IDLE_TTL_SECONDS and SESSION_ABSOLUTE_TTL_SECONDS are read as the example server reads them.
@@ -43,6 +46,8 @@ Exit status: 0 done, 1 failed (a failing check, Redis unreachable, no such sessi
 const WHERE = {
   redis: { type: 'string' },
   cluster: { type: 'string' },
+  sentinels: { type: 'string' },
+  'sentinel-name': { type: 'string' },
   prefix: { type: 'string' },
   'wait-replicas': { type: 'string' },
   json: { type: 'boolean' },
@@ -52,6 +57,8 @@ const WHERE = {
 type Values = {
   redis?: string | undefined;
   cluster?: string | undefined;
+  sentinels?: string | undefined;
+  'sentinel-name'?: string | undefined;
   prefix?: string | undefined;
   'wait-replicas'?: string | undefined;
   json?: boolean | undefined;

@@ -7,8 +7,8 @@ import { close, connect, reason, resolveTarget } from './connect.js';
 import { doctor } from './doctor.js';
 import { type CliIo, CommandFailed, EXIT_FAILED, EXIT_USAGE, UsageError } from './io.js';
 import { keysGenerate, keysPublic } from './keys.js';
-import { stats } from './stats.js';
-import { revokeEverything, sessionsList, sessionsRevokeOne, waitReplicas } from './users.js';
+import { parseMaxKeys, stats } from './stats.js';
+import { revokeEverything, sessionsList, sessionsRevokeOne, storeSettings, waitReplicas } from './users.js';
 
 export const USAGE = `Usage: latchkey <command> [options]
 
@@ -112,9 +112,12 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const single = group === 'doctor' || group === 'stats';
     const key = single ? group : `${group} ${argv[1] ?? ''}`.trim();
     const rest = argv.slice(single ? 1 : 2);
+    // Every argument and variable is checked before connecting: a usage error is exit 2 either way.
     const openRedis = async (values: Values): Promise<RedisClient> => {
       const target = resolveTarget(values, io.env);
       if (values.prefix !== undefined) checkPrefix(values.prefix);
+      if (key !== 'stats') storeSettings(io, userOptions(values));
+      else parseMaxKeys(values['max-keys']);
       redis = await connect(target);
       return redis;
     };

@@ -60,10 +60,7 @@ export async function stats(
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
-  const maxKeys = options.maxKeys === undefined ? DEFAULT_MAX_KEYS : Number(options.maxKeys);
-  if (!Number.isSafeInteger(maxKeys) || maxKeys < 1 || !/^\d+$/.test(options.maxKeys ?? '1')) {
-    throw new UsageError(`--max-keys must be a whole number ≥ 1, got "${options.maxKeys}"`);
-  }
+  const maxKeys = parseMaxKeys(options.maxKeys);
   const nodes: Redis[] = isCluster(redis) ? redis.nodes('master') : [redis as Redis];
   const byKind = new Map<string, KindStats>();
   const head = `${space.prefix}:`;
@@ -162,6 +159,16 @@ export async function stats(
   );
   if (truncated) io.out(`stopped after ${scanned} keys (--max-keys): the counts are a lower bound\n`);
   return EXIT_OK;
+}
+
+/** `--max-keys`: a whole number ≥ 1 (default 1,000,000). @throws {UsageError} */
+export function parseMaxKeys(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_MAX_KEYS;
+  const value = Number(text);
+  if (!/^\d{1,15}$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
+    throw new UsageError(`--max-keys must be a whole number ≥ 1, got "${text}"`);
+  }
+  return value;
 }
 
 /** `P:<kind>:{<tag>}…` → `<kind>`; a key without a hash tag → `(untagged)`. */

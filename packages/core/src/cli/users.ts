@@ -24,10 +24,7 @@ function sessionStore(
   options: UserCommandOptions,
   clock: { now(): number },
 ): SessionStore {
-  const env = io.env;
-  const idle = seconds(env, 'SESSION_IDLE_TTL_SECONDS', 3600);
-  const absolute = seconds(env, 'SESSION_ABSOLUTE_TTL_SECONDS', 86_400);
-  const durability = waitReplicas(options.waitReplicas ?? env['REDIS_WAIT_REPLICAS'], env);
+  const { idle, absolute, durability } = storeSettings(io, options);
   const storeOptions: SessionStoreOptions = {
     redis,
     clock,
@@ -43,6 +40,22 @@ function sessionStore(
     if (error instanceof InvalidOptionError) throw new UsageError(error.message);
     throw error;
   }
+}
+
+/**
+ * The lifetimes and durability the user commands' store takes from the environment; called before
+ * connecting too, so that a bad value is a usage error (exit 2) whether or not Redis answers.
+ * @throws {UsageError}
+ */
+export function storeSettings(
+  io: CliIo,
+  options: UserCommandOptions,
+): { idle: number; absolute: number; durability: DurabilityOptions | undefined } {
+  const env = io.env;
+  const idle = seconds(env, 'SESSION_IDLE_TTL_SECONDS', 3600);
+  const absolute = seconds(env, 'SESSION_ABSOLUTE_TTL_SECONDS', 86_400);
+  const durability = waitReplicas(options.waitReplicas ?? env['REDIS_WAIT_REPLICAS'], env);
+  return { idle, absolute, durability };
 }
 
 function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

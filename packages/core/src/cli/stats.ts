@@ -25,6 +25,10 @@ const KINDS: Readonly<Record<string, string>> = Object.freeze({
   pk: 'passkey credentials',
   pkx: 'per-user passkey lists',
   pkc: 'passkey id lookups',
+  mp: 'pending second-factor logins',
+  mf: 'second-factor failures',
+  mt: 'last accepted TOTP steps',
+  mr: 'recovery codes (keyed digests)',
 });
 
 /** Keys asked for per SCAN step. */

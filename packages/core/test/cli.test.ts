@@ -45,7 +45,10 @@ args('bad arguments exit 2 with one reason and the usage, never a stack', async 
     [['doctor', '--redis', 'redis://127.0.0.1:1', '--wait-replicas', 'many'], /--wait-replicas must be/],
     [['stats', '--redis', 'redis://127.0.0.1:1', '--prefix', '{tag}'], /prefix/],
     [['stats', '--redis', 'redis://127.0.0.1:1', '--max-keys', '0'], /--max-keys must be/],
-    [['sessions', 'revoke', 'u1', '--all', '--redis', 'redis://127.0.0.1:1', '--wait-replicas', '-1'], /--wait-replicas/],
+    [
+      ['sessions', 'revoke', 'u1', '--all', '--redis', 'redis://127.0.0.1:1', '--wait-replicas', '-1'],
+      /--wait-replicas/,
+    ],
   ];
   const runs = await Promise.all(cases.map(([argv]) => runCli(argv)));
   runs.forEach((run, i) => {

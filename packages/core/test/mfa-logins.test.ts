@@ -233,10 +233,15 @@ backendSuite('MfaLogins.peek', (test) => {
 backendSuite('MfaLogins.verify with TOTP', (test) => {
   test('accepts the current code once in one round trip and reports amr and instants', async (ctx) => {
     alignToStep(ctx);
-    const mfa = mfaFor(ctx);
+    const events: SecurityEvent[] = [];
+    const mfa = mfaFor(ctx, { onEvent: (e) => events.push(e) });
     const totpSecret = Totp.generateSecret();
     const firstFactorAt = ctx.clock.now();
-    const token = await begin(mfa, ctx);
+    const { mfaToken: token, id } = await mfa.begin({
+      userId: 'ada',
+      authenticatedAt: firstFactorAt,
+      methods: ALL,
+    });
     ctx.clock.advance(2000);
     const code = codeAt(totpSecret, ctx.clock.now());
     let result: MfaVerifyResult | undefined;
@@ -257,6 +262,9 @@ backendSuite('MfaLogins.verify with TOTP', (test) => {
       'unknown',
       'the token is spent',
     );
+    assert.equal(events, [
+      { type: 'mfa.succeeded', at: ctx.clock.now(), userId: 'ada', method: 'totp', loginId: id },
+    ]);
   });
 
   test('accepts the previous and the next step, refuses two steps away', async (ctx) => {

@@ -11,6 +11,7 @@ import {
   Totp,
   type TotpOptions,
 } from '../src/index.js';
+import { matchTotpStep, totpFor as totpOf } from '../src/internal/second-factor.js';
 import { rejects } from './helpers/assertions.js';
 
 const STEP = 30_000;
@@ -88,6 +89,27 @@ unit('rejects a missing or malformed issuer and a broken budget', () => {
     () => new Totp({ redis: fakeRedis, issuer: 'x', failureBudget: { max: 0, windowMs: DAY } }),
     (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith('failureBudget.max'),
   );
+});
+
+unit('matches the RFC 6238 SHA-1 test vectors (6-digit truncation) at ±1 step, and nothing else', () => {
+  const rfcSecret = Secret.fromLatin1('12345678901234567890').base32;
+  const totp = totpOf(rfcSecret);
+  const vectors: Array<[number, string]> = [
+    [59, '287082'],
+    [1111111109, '081804'],
+    [1111111111, '050471'],
+    [1234567890, '005924'],
+    [2000000000, '279037'],
+  ];
+  for (const [seconds, code] of vectors) {
+    const step = Math.floor(seconds / 30);
+    assert.is(matchTotpStep(totp, code, seconds * 1000), step, `T=${seconds}`);
+    assert.is(matchTotpStep(totp, code, seconds * 1000 + STEP), step, `T=${seconds}, one step later`);
+    assert.is(matchTotpStep(totp, code, seconds * 1000 - STEP), step, `T=${seconds}, one step earlier`);
+    const far = matchTotpStep(totp, code, seconds * 1000 + 2 * STEP);
+    assert.ok(far === null || far !== step, `T=${seconds}, two steps later`);
+    assert.is(matchTotpStep(totp, `${code} `, seconds * 1000), null);
+  }
 });
 
 unit.run();

@@ -160,7 +160,10 @@ export type MfaVerifyResult =
     }
   | {
       readonly ok: false;
-      /** Wrong, malformed or replayed code, or a method the login does not allow; counted. */
+      /**
+       * Wrong or malformed code, or a method the login does not allow: counted. A right TOTP code of
+       * a step already accepted (a replay, a double submission) is refused the same way, not counted.
+       */
       readonly reason: 'invalid_code';
       readonly userId: string;
       /** This failure used the login's last attempt: its mfaToken is gone. */

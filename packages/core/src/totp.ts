@@ -33,7 +33,10 @@ export interface TotpOptions extends StoreOptions {
 /** The answer of {@link Totp.verify}. */
 export type TotpCheckResult =
   | { readonly ok: true }
-  /** Wrong, malformed (not six ASCII digits) or already used: counted against the budget. */
+  /**
+   * Wrong or malformed (not six ASCII digits): counted against the budget; or right but of a step
+   * already accepted (a replay, a double submission): refused, not counted.
+   */
   | { readonly ok: false; readonly reason: 'invalid' }
   | {
       readonly ok: false;
@@ -132,6 +135,7 @@ export class Totp {
     );
     const status = toInt(reply[0]);
     if (status === 0) return Object.freeze({ ok: true });
+    if (status === 3) return Object.freeze({ ok: false, reason: 'invalid' }); // a replay: not counted
     const failures = parseInstants(reply[1]);
     const retryAfterMs = lockedFor(failures, this.#failureBudget, now);
     if (status === 2) return Object.freeze({ ok: false, reason: 'locked', retryAfterMs });

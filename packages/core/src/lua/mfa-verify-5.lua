@@ -30,7 +30,8 @@
 --            (the other fields are empty)
 --   status 4 the failure budget is spent: nothing compared; failures = the recent instants
 --   status 5 wrong code (counted): extra = bit 1 this failure burned the login, bit 2 it spent
---            the budget; failures = the recent instants
+--            the budget; failures = the recent instants. A TOTP code of a step already accepted
+--            (a replay, a double submission) is refused with extra 0 and NOT counted.
 
 local h = redis.call('HMGET', KEYS[1], 'u', 'aa', 'e', 'm', 'f')
 if type(h[1]) ~= 'string' or type(h[2]) ~= 'string' or type(h[3]) ~= 'string' then
@@ -70,6 +71,7 @@ if type(h[4]) == 'string' then
 end
 
 local ok = false
+local replayed = false
 local extra = ''
 if allowed then
   if method == 'totp' then
@@ -78,6 +80,8 @@ if allowed then
       if type(last) ~= 'string' or tonumber(ARGV[6]) > tonumber(last) then
         redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[8])
         ok = true
+      else
+        replayed = true
       end
     end
   elseif method == 'recovery-code' then
@@ -100,6 +104,11 @@ if ok then
   end
   return {0, h[1], h[2], first, extra, ''}
 end
+
+-- A correct code of an already accepted step (a double submission, a replay) is refused but not
+-- counted: it is no guess at the secret, and twenty parallel submissions of one right code must
+-- not lock the owner out.
+if replayed then return {5, h[1], h[2], first, 0, table.concat(failures, ',')} end
 
 local flags = 0
 local attempts = redis.call('HINCRBY', KEYS[1], 'a', 1)

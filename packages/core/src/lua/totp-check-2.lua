@@ -12,7 +12,8 @@
 -- ARGV[5]  the matched step ('' when the code matched no step of the window, or is malformed)
 -- ARGV[6]  TTL of the last-step record, ms
 -- Returns {status, failures}: 0 accepted; 1 refused (counted; failures = the recent instants,
---   including this one); 2 the budget is spent (nothing compared).
+--   including this one); 2 the budget is spent (nothing compared); 3 refused, not counted: the code
+--   is right but its step was already accepted (a replay or a double submission).
 
 local failures = {}
 local recorded = redis.call('GET', KEYS[1])
@@ -30,6 +31,8 @@ if ARGV[5] ~= '' then
     redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
     return {0, ''}
   end
+  -- A correct code of an already accepted step: refused, not counted (no guess at the secret).
+  return {3, table.concat(failures, ',')}
 end
 failures[#failures + 1] = ARGV[1]
 redis.call('SET', KEYS[1], table.concat(failures, ','), 'PX', ARGV[4])

@@ -817,6 +817,39 @@ login('accounts without a second factor log in as before (one step, amr [pwd])',
   assert.equal((await client.get('/auth/me')).body.amr, ['pwd']);
 });
 
+login(
+  "a TOTP account logging in with its new password in its reset's own millisecond gets mfaRequired, never 401 (issue 19 retry)",
+  async ({ app, clock }) => {
+    const owner = app.client();
+    const user = await totpUser(
+      app,
+      owner,
+      () => clock.now(),
+      (ms) => clock.advance(ms),
+    );
+    clock.advance(61_000);
+    assert.is((await app.client().post('/auth/password-reset/request', { email: user.email })).status, 202);
+    const newPassword = 'reset in the same millisecond';
+    const now = clock.now();
+    const reset = await app.client().post('/auth/password-reset/confirm', {
+      email: user.email,
+      code: lastCode(app, user.email, 'password-reset'),
+      newPassword,
+    });
+    assert.is(reset.status, 204);
+    const browser = app.client();
+    // Without the retry the pending login is refused as stale (begun in the mark's millisecond): 401.
+    const mfaToken = await passwordStep(browser, { ...user, password: newPassword });
+    assert.is(clock.now(), now, 'the reset and the password step shared the millisecond');
+    const done = await browser.post('/auth/login/mfa', {
+      mfaToken,
+      method: 'totp',
+      code: totpCode(user.secret, clock.now()),
+    });
+    assert.is(done.status, 200, done.text);
+  },
+);
+
 login.run();
 
 // --- races and key hygiene on every backend ---------------------------------------------------------

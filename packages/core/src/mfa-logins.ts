@@ -139,8 +139,9 @@ export type MfaVerifyResult =
       /** For `sessions.create`: the first factor's values, `otp` and `mfa` (RFC 8176). */
       readonly amr: readonly string[];
       /**
-       * When this verification began, epoch ms (after the first factor's instant, which was checked
-       * against the user's revoke-before mark): pass it to `sessions.create({ authenticatedAt })`.
+       * When this verification began, epoch ms, or the first factor's instant when that is later (it
+       * was checked against the user's revoke-before mark and may sit at the mark, 1 ms ahead): pass
+       * it to `sessions.create({ authenticatedAt })`.
        */
       readonly authenticatedAt: number;
       /** When the first factor's check began, epoch ms. */
@@ -447,7 +448,10 @@ export class MfaLogins {
         userId,
         method: attempt.method,
         amr,
-        authenticatedAt: startedAt,
+        // Never before the first factor's instant: that one passed the revoke-before mark, which a
+        // login right after a reset meets in the reset's own millisecond (issue 19: begun at the mark,
+        // one millisecond ahead of this clock). A session created earlier than it would be stale.
+        authenticatedAt: Math.max(startedAt, Number(reply[2])),
         firstFactorAt: Number(reply[2]),
       };
       if (attempt.method !== 'recovery-code') return Object.freeze(base);

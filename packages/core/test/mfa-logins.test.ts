@@ -267,6 +267,32 @@ backendSuite('MfaLogins.verify with TOTP', (test) => {
     ]);
   });
 
+  test('a login begun at the revoke-all mark (1 ms ahead) completes into a session that is not stale', async (ctx) => {
+    // Issue 19: a login right after a reset shares its millisecond and is begun at the mark itself;
+    // the second factor in that same millisecond must not hand back an earlier authenticatedAt.
+    alignToStep(ctx);
+    const mfa = mfaFor(ctx);
+    const sessions = new SessionStore({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix });
+    await sessions.revokeAllForUser('ada');
+    const mark = ctx.clock.now() + 1;
+    const { mfaToken: token } = await mfa.begin({ userId: 'ada', authenticatedAt: mark, methods: ['totp'] });
+    const totpSecret = Totp.generateSecret();
+    const result = await mfa.verify(token, {
+      method: 'totp',
+      code: codeAt(totpSecret, ctx.clock.now()),
+      secret: totpSecret,
+    });
+    assert.ok(result.ok);
+    assert.is(result.authenticatedAt, mark, 'never before the first factor');
+    assert.is(result.firstFactorAt, mark);
+    const created = await sessions.create(
+      'ada',
+      {},
+      { authenticatedAt: result.authenticatedAt, amr: result.amr },
+    );
+    assert.is(created.session.userId, 'ada');
+  });
+
   test('accepts the previous and the next step, refuses two steps away', async (ctx) => {
     alignToStep(ctx);
     const mfa = mfaFor(ctx);

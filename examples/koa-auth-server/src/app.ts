@@ -367,18 +367,12 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     stillCurrent?: StillCurrent,
   ): Promise<void> => {
     const { userId, authenticatedAt, amr } = login;
-    let created: Session<Data>;
-    try {
-      created = await ctx.state.sessions.logIn(userId, {}, { authenticatedAt, amr });
-    } catch (error) {
-      if (!isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw error;
-      // Everything was revoked (a reset, a change, a logout-all) while — or in the millisecond
-      // before — the credential was checked. Only a credential that is not current any more is
-      // refused: see retryAfterStale.
-      const mark = (error as StaleAuthenticationError).revokedBefore;
-      if (stillCurrent === undefined || !(await stillCurrent(authenticatedAt, mark))) throw refused();
-      created = await retryAfterStale(ctx, login, mark, refused);
-    }
+    const created = await withStaleRetry(
+      authenticatedAt,
+      (at) => ctx.state.sessions.logIn(userId, {}, { authenticatedAt: at, amr }),
+      refused,
+      stillCurrent,
+    );
     try {
       const refreshToken = await refreshTokens.issue(created);
       if (refreshToken === null) throw refused(); // revoked in the meantime
@@ -392,26 +386,37 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   };
 
   /**
-   * The one retry of a login refused as stale although its password is the current one (issue 19: the
+   * Runs `attempt` (a session or pending login created for a checked credential) with the one retry
+   * of a login refused as stale although its credential is the current one (issue 19: the
    * revoke-before mark excludes the revocation's own millisecond, so a login sent right after a reset's
-   * 204 can share it). The new authenticatedAt is taken after the refusal and not before the mark; the
-   * store accepts the mark itself (at most 1 ms ahead of its clock). A mark further ahead — set by a
-   * server whose clock runs ahead of this one — is waited for briefly, else the login is refused.
+   * 204 can share it). Everything was revoked (a reset, a change, a logout-all) while — or in the
+   * millisecond before — the credential was checked; only a credential that is not current any more
+   * (`stillCurrent`, absent: never) is refused. The new authenticatedAt is taken after the refusal and
+   * not before the mark; the store accepts the mark itself (at most 1 ms ahead of its clock). A mark
+   * further ahead — set by a server whose clock runs ahead of this one — is waited for briefly, else
+   * the login is refused.
    */
-  const retryAfterStale = async (
-    ctx: Ctx,
-    { userId, amr }: Login,
-    mark: number,
+  const withStaleRetry = async <T>(
+    authenticatedAt: number,
+    attempt: (authenticatedAt: number) => Promise<T>,
     refused: () => HttpError,
-  ): Promise<Session<Data>> => {
+    stillCurrent?: StillCurrent,
+  ): Promise<T> => {
+    let mark: number;
+    try {
+      return await attempt(authenticatedAt);
+    } catch (error) {
+      if (!isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw error;
+      mark = (error as StaleAuthenticationError).revokedBefore;
+    }
+    if (stillCurrent === undefined || !(await stillCurrent(authenticatedAt, mark))) throw refused();
     const deadline = performance.now() + STALE_RETRY_WAIT_MS;
     while (mark > clock.now() + 1 && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     if (mark > clock.now() + 1) throw refused();
     try {
-      const authenticatedAt = Math.max(clock.now(), mark);
-      return await ctx.state.sessions.logIn(userId, {}, { authenticatedAt, amr });
+      return await attempt(Math.max(clock.now(), mark));
     } catch (error) {
       if (isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw refused(); // revoked again meanwhile
       throw error;
@@ -438,7 +443,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   /**
    * The answer of a correct password for an account with TOTP: a pending login (an mfaToken bound to
    * the user, the instant the password check began, and the allowed methods), no session yet. A login
-   * refused as stale retries once as {@link startLoginSession} does.
+   * refused as stale retries once ({@link withStaleRetry}), as {@link startLoginSession} does.
    */
   const answerMfaRequired = async (
     ctx: Ctx,
@@ -447,27 +452,12 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     stillCurrent: StillCurrent,
   ): Promise<void> => {
     const methods = methodsOf(user);
-    let begun: Awaited<ReturnType<MfaLogins['begin']>>;
-    try {
-      begun = await mfaLogins.begin({ userId: user.id, authenticatedAt, methods, amr: PASSWORD_AMR });
-    } catch (error) {
-      if (!isLatchkeyError(error, 'ERR_SESSION_STALE_AUTH')) throw error;
-      const mark = (error as StaleAuthenticationError).revokedBefore;
-      if (!(await stillCurrent(authenticatedAt, mark)) || mark > clock.now() + 1) {
-        throw invalidCredentials(401);
-      }
-      try {
-        begun = await mfaLogins.begin({
-          userId: user.id,
-          authenticatedAt: Math.max(clock.now(), mark),
-          methods,
-          amr: PASSWORD_AMR,
-        });
-      } catch (again) {
-        if (isLatchkeyError(again, 'ERR_SESSION_STALE_AUTH')) throw invalidCredentials(401);
-        throw again;
-      }
-    }
+    const begun = await withStaleRetry(
+      authenticatedAt,
+      (at) => mfaLogins.begin({ userId: user.id, authenticatedAt: at, methods, amr: PASSWORD_AMR }),
+      () => invalidCredentials(401),
+      stillCurrent,
+    );
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       mfaRequired: true,

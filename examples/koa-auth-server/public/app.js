@@ -155,7 +155,7 @@ async function busy(button, action) {
   }
 }
 
-function onSubmit(formId, action) {
+export function onSubmit(formId, action) {
   const form = byId(formId);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -163,12 +163,12 @@ function onSubmit(formId, action) {
   });
 }
 
-function onClick(buttonId, action) {
+export function onClick(buttonId, action) {
   const button = byId(buttonId);
   button.addEventListener('click', () => busy(button, action));
 }
 
-function field(form, name) {
+export function field(form, name) {
   const value = new FormData(form).get(name);
   return typeof value === 'string' ? value : '';
 }

@@ -4,7 +4,17 @@
 // once, get new ones, turn it off. The mfaToken of a pending login lives in this module's memory only,
 // for at most its 5 minutes; like the rest of the page, nothing is stored.
 
-import { ApiError, api, currentUser, describe, notify, refreshMe, showOutboxCode } from '/app.js';
+import {
+  ApiError,
+  api,
+  currentUser,
+  field,
+  notify,
+  onClick,
+  onSubmit,
+  refreshMe,
+  showOutboxCode,
+} from '/app.js';
 
 const byId = (id) => document.getElementById(id);
 
@@ -13,34 +23,19 @@ let pending = null;
 /** How many setups this page started (a fresh QR image URL for each). */
 let setups = 0;
 
-function field(form, name) {
-  const value = new FormData(form).get(name);
-  return typeof value === 'string' ? value : '';
-}
-
-async function busy(button, action) {
-  button.disabled = true;
-  try {
-    await action();
-  } catch (error) {
-    if (error instanceof ApiError && error.code === 'invalid_mfa_token') endSecondStep();
-    notify('error', describe(error), error);
-  } finally {
-    button.disabled = false;
-  }
-}
-
-function onSubmit(formId, action) {
-  const form = byId(formId);
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    busy(form.querySelector('button[type="submit"]'), () => action(form));
-  });
-}
-
-function onClick(buttonId, action) {
-  const button = byId(buttonId);
-  button.addEventListener('click', () => busy(button, action));
+/**
+ * A second-step action: a spent, expired or burned mfaToken also ends the second step (the error is
+ * then reported by app.js like any other).
+ */
+function secondStep(action) {
+  return async (...args) => {
+    try {
+      await action(...args);
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'invalid_mfa_token') endSecondStep();
+      throw error;
+    }
+  };
 }
 
 // --- the second login step ----------------------------------------------------------------------------
@@ -67,35 +62,49 @@ function endSecondStep() {
 
 document.addEventListener('latchkey:mfa-required', (event) => startSecondStep(event.detail));
 
-onSubmit('mfa-form', async (form) => {
-  if (pending === null) {
-    notify('error', 'Log in with your password first.');
-    return;
-  }
-  const method = field(form, 'method');
-  // The answer carries tokens for API clients; the page needs only the session cookie it sets.
-  await api('POST', '/auth/login/mfa', {
-    mfaToken: pending.mfaToken,
-    method,
-    code: field(form, 'code').trim(),
-  });
-  endSecondStep();
-  await refreshMe();
-  notify('ok', 'Logged in with two factors.');
-});
+onSubmit(
+  'mfa-form',
+  secondStep(async (form) => {
+    if (pending === null) {
+      notify('error', 'Log in with your password first.');
+      return;
+    }
+    const method = field(form, 'method');
+    // The answer carries tokens for API clients; the page needs only the session cookie it sets.
+    await api('POST', '/auth/login/mfa', {
+      mfaToken: pending.mfaToken,
+      method,
+      code: field(form, 'code').trim(),
+    });
+    endSecondStep();
+    await refreshMe();
+    notify('ok', 'Logged in with two factors.');
+  }),
+);
 
-onClick('mfa-email', async () => {
-  if (pending === null) return;
-  await api('POST', '/auth/login/mfa/email', { mfaToken: pending.mfaToken });
-  byId('mfa-method').value = 'email';
-  notify('ok', `A sign-in code is on its way to ${pending.email}.`);
-});
+onClick(
+  'mfa-email',
+  secondStep(async () => {
+    if (pending === null) return;
+    await api('POST', '/auth/login/mfa/email', { mfaToken: pending.mfaToken });
+    byId('mfa-method').value = 'email';
+    notify('ok', `A sign-in code is on its way to ${pending.email}.`);
+  }),
+);
 
-onClick('mfa-outbox', async () => {
-  if (pending === null) return;
-  byId('mfa-method').value = 'email';
-  await showOutboxCode(pending.email, '2fa', 'mfa-outbox-text', byId('mfa-form').elements.namedItem('code'));
-});
+onClick(
+  'mfa-outbox',
+  secondStep(async () => {
+    if (pending === null) return;
+    byId('mfa-method').value = 'email';
+    await showOutboxCode(
+      pending.email,
+      '2fa',
+      'mfa-outbox-text',
+      byId('mfa-form').elements.namedItem('code'),
+    );
+  }),
+);
 
 onClick('mfa-cancel', async () => endSecondStep());
 

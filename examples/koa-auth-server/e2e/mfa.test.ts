@@ -6,77 +6,21 @@
 // Without Chromium the tests are skipped with a loud line, unless LATCHKEY_REQUIRE_BROWSER=1 or
 // CI=true, which turn that into a failure.
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createFakeRedis } from '@latchkey/testing';
 import * as OTPAuth from 'otpauth';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadConfig } from '../src/config.js';
-import { assemble } from '../src/setup.js';
-import { available, browserTests, CHROMIUM, LAUNCH_ARGS } from './chromium.js';
+import { browserTests, pageHarness } from './chromium.js';
 
 const PASSWORD = 'correct horse battery staple';
 
-interface Harness {
-  browser: Browser;
-  origin: string;
-  server: Server;
-  close: () => Promise<void>;
-  contexts: BrowserContext[];
-  problems: string[];
-}
-
-const h = {} as Harness;
 const test = suite('two-factor authentication in the page (headless Chromium)');
 const browserTest = browserTests(test, 90_000);
+const h = pageHarness(test);
 
-test.before(async () => {
-  if (!available) return;
-  h.contexts = [];
-  h.problems = [];
-  const config = loadConfig({ HOST: '127.0.0.1', LOG_LEVEL: 'silent' });
-  const redis = createFakeRedis();
-  const assembled = await assemble({ config, redis });
-  const callback = assembled.app.callback();
-  h.server = createServer((req, res) => void callback(req, res));
-  await new Promise<void>((resolve) => h.server.listen(0, '127.0.0.1', resolve));
-  h.origin = `http://localhost:${(h.server.address() as AddressInfo).port}`;
-  h.close = async () => {
-    h.server.closeAllConnections();
-    await new Promise<void>((resolve) => h.server.close(() => resolve()));
-    await assembled.close();
-    redis.disconnect();
-  };
-  h.browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
-});
-
-test.after.each(async () => {
-  if (!available) return;
-  const problems = h.problems.splice(0);
-  await Promise.all(h.contexts.splice(0).map((context) => context.close()));
-  assert.equal(problems, [], 'no uncaught exception or CSP violation in the page');
-});
-
-test.after(async () => {
-  if (!available) return;
-  await h.browser.close();
-  await h.close();
-});
-
-async function open(): Promise<Page> {
-  const context = await h.browser.newContext({ viewport: { width: 1200, height: 900 }, locale: 'en-US' });
-  context.setDefaultTimeout(15_000);
-  h.contexts.push(context);
-  const page = await context.newPage();
-  page.on('pageerror', (error) => h.problems.push(`uncaught: ${error.message}`));
-  page.on('console', (message) => {
-    if (/Content Security Policy|Refused to/i.test(message.text())) h.problems.push(message.text());
-  });
-  await page.goto(h.origin);
-  await page.locator('#me-signed-out, #me-details').locator('visible=true').first().waitFor();
-  return page;
+/** A fresh browser context on the page. */
+function open(): Promise<Page> {
+  return h.open();
 }
 
 async function waitNotice(page: Page, text: RegExp): Promise<void> {

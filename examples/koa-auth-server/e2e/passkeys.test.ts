@@ -9,91 +9,37 @@
 // Without Chromium the tests are skipped with a loud line, unless LATCHKEY_REQUIRE_BROWSER=1 or
 // CI=true, which turn that into a failure.
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createFakeRedis } from '@latchkey/testing';
-import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+import type { CDPSession, Page } from 'playwright-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadConfig } from '../src/config.js';
-import { assemble } from '../src/setup.js';
-import { available, browserTests, CHROMIUM, LAUNCH_ARGS } from './chromium.js';
+import { browserTests, pageHarness } from './chromium.js';
 
 const PASSWORD = 'correct horse battery staple';
 
-interface Harness {
-  browser: Browser;
-  origin: string;
-  server: Server;
-  close: () => Promise<void>;
-  contexts: BrowserContext[];
-  problems: string[];
-  outbox: NonNullable<Awaited<ReturnType<typeof assemble>>['outbox']>;
-}
-
-const h = {} as Harness;
 const test = suite('passkeys in the page (headless Chromium, virtual authenticator)');
 const browserTest = browserTests(test, 90_000);
-
-test.before(async () => {
-  if (!available) return;
-  h.contexts = [];
-  h.problems = [];
-  const config = loadConfig({ HOST: '127.0.0.1', LOG_LEVEL: 'silent' });
-  const redis = createFakeRedis();
-  const assembled = await assemble({ config, redis });
-  if (assembled.outbox === undefined) throw new Error('the dev outbox is on in development mode');
-  h.outbox = assembled.outbox;
-  const callback = assembled.app.callback();
-  h.server = createServer((req, res) => void callback(req, res));
-  await new Promise<void>((resolve) => h.server.listen(0, '127.0.0.1', resolve));
-  h.origin = `http://localhost:${(h.server.address() as AddressInfo).port}`;
-  h.close = async () => {
-    h.server.closeAllConnections();
-    await new Promise<void>((resolve) => h.server.close(() => resolve()));
-    await assembled.close();
-    redis.disconnect();
-  };
-  h.browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
-});
-
-test.after.each(async () => {
-  if (!available) return;
-  const problems = h.problems.splice(0);
-  await Promise.all(h.contexts.splice(0).map((context) => context.close()));
-  assert.equal(problems, [], 'no uncaught exception or CSP violation in the page');
-});
-
-test.after(async () => {
-  if (!available) return;
-  await h.browser.close();
-  await h.close();
-});
+const h = pageHarness(test);
 
 /** A fresh browser context on the page, with a virtual CTAP2 authenticator that holds resident keys. */
 async function openWithAuthenticator(): Promise<{ page: Page; cdp: CDPSession; authenticatorId: string }> {
-  const context = await h.browser.newContext({ viewport: { width: 1200, height: 900 }, locale: 'en-US' });
-  context.setDefaultTimeout(15_000);
-  h.contexts.push(context);
-  const page = await context.newPage();
-  page.on('pageerror', (error) => h.problems.push(`uncaught: ${error.message}`));
-  page.on('console', (message) => {
-    if (/Content Security Policy|Refused to/i.test(message.text())) h.problems.push(message.text());
+  let cdp: CDPSession | undefined;
+  let authenticatorId = '';
+  const page = await h.open(async (context, opened) => {
+    const session = await context.newCDPSession(opened);
+    await session.send('WebAuthn.enable');
+    ({ authenticatorId } = await session.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    }));
+    cdp = session;
   });
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  await page.goto(h.origin);
-  await page.locator('#me-signed-out, #me-details').locator('visible=true').first().waitFor();
+  if (cdp === undefined) throw new Error('no DevTools session');
   return { page, cdp, authenticatorId };
 }
 

@@ -25,10 +25,17 @@ function testFolders(): string[] {
   const args = process.argv.slice(2);
   const bases = args.length > 0 ? args.map((a) => join(root, a)) : ['packages', 'examples'].flatMap(listDirs);
   const folders: string[] = [];
+  const holdsTests = (dir: string): boolean =>
+    existsSync(dir) && statSync(dir).isDirectory() && readdirSync(dir).some((f) => f.endsWith('.test.ts'));
   for (const base of bases) {
+    // A test folder named directly (`pnpm test examples/koa-auth-server/e2e`) runs as it is.
+    if (args.length > 0 && holdsTests(base)) {
+      folders.push(base);
+      continue;
+    }
     for (const sub of ['test', 'e2e']) {
       const dir = join(base, sub);
-      if (existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.test.ts'))) folders.push(dir);
+      if (holdsTests(dir)) folders.push(dir);
     }
   }
   return folders;
@@ -120,7 +127,15 @@ async function main(): Promise<number> {
       );
     }
     const totals: Outcome = { passed: 0, failed: setupFailures, skipped: 0 };
-    for (const dir of testFolders()) {
+    const folders = testFolders();
+    if (folders.length === 0) {
+      // A run that finds nothing must not read as a pass.
+      console.error(
+        `latchkey tests: no *.test.ts under ${process.argv.slice(2).join(' ') || 'the workspace'}`,
+      );
+      totals.failed += 1;
+    }
+    for (const dir of folders) {
       const outcome = await runFolder(dir, env);
       totals.passed += outcome.passed;
       totals.failed += outcome.failed;

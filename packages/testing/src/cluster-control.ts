@@ -98,7 +98,7 @@ export async function waitForReplicaLinks(ports: readonly number[], timeoutMs = 
  * @internal SIGKILL / SIGSTOP / SIGCONT of data nodes by port, remembering which are dead or paused, and
  * the restart of a killed one as a replica (shared by the cluster and the Sentinel deployment).
  */
-export function nodeSignals(children: Map<number, ChildProcess>) {
+export function nodeSignals(children: Map<number, ChildProcess>, logTail?: (port: number) => string) {
   const dead = new Set<number>();
   const paused = new Set<number>();
   const signal = (port: number, name: NodeJS.Signals): void => {
@@ -130,14 +130,21 @@ export function nodeSignals(children: Map<number, ChildProcess>) {
       }
       await spawn();
       dead.delete(port);
-      await waitFor(
-        async () => {
-          const info = await rawCommand(port, 'INFO replication');
-          return info.includes('role:slave') && info.includes('master_link_status:up');
-        },
-        `node on ${port} back as a replica`,
-        30_000,
-      );
+      let info = '';
+      try {
+        await waitFor(
+          async () => {
+            info = await rawCommand(port, 'INFO replication');
+            return info.includes('role:slave') && info.includes('master_link_status:up');
+          },
+          `node on ${port} back as a replica`,
+          60_000, // a full sync forks on the master; on a loaded machine that can take long
+        );
+      } catch (error) {
+        // What the node said and logged is what explains a sync that never finished.
+        const said = info.split('\r\n').filter((line) => /^(role|master_|slave_)/.test(line));
+        throw new Error(`${(error as Error).message}\n${said.join('\n')}\n${logTail?.(port) ?? ''}`);
+      }
     },
   };
 }
@@ -147,8 +154,9 @@ export function clusterControl(
   ports: readonly number[],
   children: Map<number, ChildProcess>,
   spawnNode: (port: number) => ChildProcess,
+  logTail?: (port: number) => string,
 ): ClusterControl {
-  const nodes = nodeSignals(children);
+  const nodes = nodeSignals(children, logTail);
   const { dead, paused } = nodes;
   const live = (): number[] => ports.filter((port) => !dead.has(port) && !paused.has(port));
   const view = async (): Promise<NodeLine[]> => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -185,12 +185,28 @@ export function spawnServer(port: number, dir: string, extra: string[]): ChildPr
     'no',
     '--dir',
     dir,
+    // Every node of a deployment shares `dir`: its own RDB name keeps one node's full-sync file from
+    // being loaded by another, or by itself when it is started again.
+    '--dbfilename',
+    `dump-${port}.rdb`,
+    '--logfile',
+    join(dir, `redis-${port}.log`),
     '--maxmemory-policy',
     'noeviction',
     '--protected-mode',
     'no',
     ...extra,
   ]);
+}
+
+/** @internal The last `lines` lines of the log {@link spawnServer} writes for `port` in `dir` ('' when none). */
+export function serverLogTail(dir: string, port: number, lines = 30): string {
+  try {
+    const text = readFileSync(join(dir, `redis-${port}.log`), 'utf8');
+    return `redis-${port}.log (last ${lines} lines):\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
+  } catch {
+    return '';
+  }
 }
 
 /** @internal SIGCONT for a child that may be frozen (harmless otherwise). */
@@ -245,7 +261,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       await stopChild(child);
       child = null;
       // A snapshot the test saved is what a later start() loads; the exit hook removes it then.
-      if (!existsSync(join(dir, 'dump.rdb')) && !existsSync(join(dir, 'appendonlydir'))) removeTempDir(dir);
+      if (!existsSync(join(dir, `dump-${port}.rdb`)) && !existsSync(join(dir, 'appendonlydir')))
+        removeTempDir(dir);
     },
     start,
   };
@@ -327,7 +344,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   const handle: RedisClusterHandle = {
     nodes: ports.map((port) => ({ host: '127.0.0.1' as const, port })),
     stop,
-    ...clusterControl(ports, children, spawnNode),
+    ...clusterControl(ports, children, spawnNode, (port) => serverLogTail(dir, port)),
   };
   return handle;
 }

@@ -8,6 +8,7 @@ import {
   rawCommand,
   removeTempDir,
   resumeChild,
+  serverLogTail,
   spawnServer,
   spawnTracked,
   stopChild,
@@ -79,7 +80,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   }
   const [first, second] = ports as [number, number];
   const children = new Map<number, ChildProcess>();
-  const nodes = nodeSignals(children);
+  const nodes = nodeSignals(children, (port) => serverLogTail(dir, port));
   const startData = (port: number, masterPort: number | null): void => {
     const extra = masterPort === null ? [] : ['--replicaof', '127.0.0.1', String(masterPort)];
     children.set(port, spawnServer(port, dir, extra));

@@ -382,10 +382,7 @@ for (const [kind, deploy] of [
               (error instanceof assert.Assertion && String(error.message).includes('reuse')),
             `expected StoreUnavailableError, got ${String(error)}`,
           );
-          assert.ok(
-            outcome.ms <= bound,
-            `answered after ${Math.round(outcome.ms)} ms (bound ${bound})`,
-          );
+          assert.ok(outcome.ms <= bound, `answered after ${Math.round(outcome.ms)} ms (bound ${bound})`);
         }
         assert.equal(
           s.events.filter((e) => REVOKING_EVENTS.has(e.type)).map((e) => e.type),

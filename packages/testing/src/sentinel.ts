@@ -171,7 +171,13 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       );
       return { port: next, ms: Math.round(performance.now() - started) };
     },
-    restart: (port) => nodes.restart(port, async () => startData(port, await masterPort())),
+    restart: (port) =>
+      nodes.restart(port, async () => {
+        const master = await masterPort();
+        // A node told to replicate itself would wait for a link that never comes up.
+        if (master === port) throw new Error(`Sentinel still names the killed node on ${port} the master`);
+        startData(port, master);
+      }),
     pause: nodes.pause,
     resume: nodes.resume,
     stop,

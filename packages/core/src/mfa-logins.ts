@@ -16,7 +16,9 @@ import {
 import { REVOKING, toArray, toInt, toOptionalString } from './internal/script.js';
 import {
   budgetArgs,
+  DEFAULT_RECOVERY_TTL_MS,
   lockedFor,
+  MAX_RECOVERY_TTL_MS,
   MFA_METHODS,
   type MfaMethod,
   matchTotpStep,
@@ -31,7 +33,6 @@ import { mfaBegin } from './lua/generated/mfa-begin.js';
 import { mfaPeek } from './lua/generated/mfa-peek.js';
 import { mfaVerify } from './lua/generated/mfa-verify.js';
 import type { CodeLimit, IssueRefusal, OneTimeCodes } from './one-time-codes.js';
-import { DEFAULT_RECOVERY_TTL_MS, MAX_RECOVERY_TTL_MS } from './recovery-codes.js';
 import type { ServerSecret } from './secret.js';
 import { checkAmr, checkUserId } from './sessions.js';
 
@@ -59,8 +60,8 @@ export interface MfaLoginsOptions extends StoreOptions {
    */
   readonly maxAttempts?: number;
   /**
-   * Second-factor failures per user across pending logins (and the checks of {@link Totp} and
-   * {@link RecoveryCodes}, which share the record: give them the same budget), per sliding window.
+   * Second-factor failures per user per sliding window, across pending logins and the checks of the
+   * {@link Totp} and {@link RecoveryCodes} given this instance as `mfa` (one budget, set only here).
    * While it is spent, no second factor is compared for the user. A success does not reset it.
    * @default { max: 10, windowMs: 86_400_000 } (10 per 24 hours)
    */
@@ -268,6 +269,16 @@ export class MfaLogins {
       failureBudget: resolveFailureBudget(options.failureBudget),
       recoveryCodeTtlMs,
     });
+  }
+
+  /**
+   * The per-user second-factor failure budget (`failureBudget`, resolved), which the {@link Totp}
+   * and {@link RecoveryCodes} given this instance as `mfa` enforce too. No Redis.
+   * @example
+   * mfa.failureBudget; // { max: 10, windowMs: 86_400_000 }
+   */
+  get failureBudget(): CodeLimit {
+    return this.#options.failureBudget;
   }
 
   /**
@@ -510,6 +521,22 @@ export class MfaLogins {
     if (!sent.ok) return Object.freeze({ ok: false, reason: sent.reason, retryAfterMs: sent.retryAfterMs });
     return Object.freeze({ ok: true, code: sent.code, expiresAt: sent.expiresAt, login });
   }
+}
+
+/**
+ * @internal The failure budget a {@link Totp} or {@link RecoveryCodes} enforces: its `mfa`'s. The
+ * three count into one record per user, so the budget is set once, on MfaLogins; a `failureBudget`
+ * given to the others (an untyped caller, an old configuration) is refused rather than ignored.
+ */
+export function sharedFailureBudget(options: { readonly mfa: MfaLogins }): CodeLimit {
+  if ((options as { readonly failureBudget?: unknown }).failureBudget !== undefined) {
+    throw new InvalidOptionError('failureBudget is set once, on the MfaLogins passed as mfa');
+  }
+  const mfa: unknown = options.mfa;
+  if (!(mfa instanceof MfaLogins)) {
+    throw new InvalidOptionError('mfa must be the MfaLogins whose failure budget these checks share');
+  }
+  return mfa.failureBudget;
 }
 
 /** The OneTimeCodes target of a pending login's email code: bound to its id. */

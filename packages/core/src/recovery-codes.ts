@@ -11,28 +11,25 @@ import {
 import { REVOKING, toArray, toInt } from './internal/script.js';
 import {
   budgetArgs,
+  DEFAULT_RECOVERY_TTL_MS,
   formatRecoveryCode,
   lockedFor,
+  MAX_RECOVERY_TTL_MS,
   parseInstants,
   RECOVERY_ALPHABET,
   RECOVERY_LENGTH,
   recoveryDigest,
-  resolveFailureBudget,
 } from './internal/second-factor.js';
 import { userTag } from './keys.js';
 import { recoveryConsume } from './lua/generated/recovery-consume.js';
 import { recoveryCount } from './lua/generated/recovery-count.js';
 import { recoveryRemove } from './lua/generated/recovery-remove.js';
 import { recoveryReplace } from './lua/generated/recovery-replace.js';
+import { type MfaLogins, sharedFailureBudget } from './mfa-logins.js';
 import type { CodeLimit } from './one-time-codes.js';
 import type { ServerSecret } from './secret.js';
 import { checkUserId } from './sessions.js';
 
-const DAY = 24 * 60 * 60 * 1000;
-/** @internal The default TTL of a user's recovery-code set (refreshed by replace and every use). */
-export const DEFAULT_RECOVERY_TTL_MS = 365 * DAY;
-/** @internal */
-export const MAX_RECOVERY_TTL_MS = 10 * 366 * DAY;
 const MAX_COUNT = 100;
 
 /** Options of {@link RecoveryCodes}. */
@@ -53,11 +50,10 @@ export interface RecoveryCodesOptions extends StoreOptions {
    */
   readonly ttlMs?: number;
   /**
-   * Second-factor failures per user per sliding window, shared with {@link MfaLogins} and
-   * {@link Totp}: give them the same budget.
-   * @default { max: 10, windowMs: 86_400_000 } (10 per 24 hours)
+   * The pending logins whose per-user second-factor failure budget {@link RecoveryCodes.consume}
+   * counts against (one budget per user, configured once: `MfaLoginsOptions.failureBudget`).
    */
-  readonly failureBudget?: CodeLimit;
+  readonly mfa: MfaLogins;
 }
 
 /** The answer of {@link RecoveryCodes.consume}. */
@@ -81,7 +77,7 @@ export type ConsumeRecoveryCodeResult =
  * {@link MfaLogins.verify} with method `recovery-code`. Every method is one round trip.
  *
  * @example
- * const recovery = new RecoveryCodes({ redis, secret });
+ * const recovery = new RecoveryCodes({ redis, secret, mfa });
  * const codes = await recovery.replace(user.id); // show once
  * const used = await recovery.consume(user.id, body.code); // e.g. to disable TOTP
  */
@@ -104,7 +100,7 @@ export class RecoveryCodes {
     if (this.#ttlMs > MAX_RECOVERY_TTL_MS) {
       throw new InvalidOptionError(`ttlMs must be at most ${MAX_RECOVERY_TTL_MS} ms`);
     }
-    this.#failureBudget = resolveFailureBudget(options.failureBudget);
+    this.#failureBudget = sharedFailureBudget(options);
   }
 
   /**

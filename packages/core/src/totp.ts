@@ -8,13 +8,13 @@ import {
   lockedFor,
   matchTotpStep,
   parseInstants,
-  resolveFailureBudget,
   TOTP_LAST_STEP_TTL_MS,
   TOTP_SECRET_BYTES,
   totpFor,
 } from './internal/second-factor.js';
 import { userTag } from './keys.js';
 import { totpCheck } from './lua/generated/totp-check.js';
+import { type MfaLogins, sharedFailureBudget } from './mfa-logins.js';
 import type { CodeLimit } from './one-time-codes.js';
 import { checkUserId } from './sessions.js';
 
@@ -23,11 +23,11 @@ export interface TotpOptions extends StoreOptions {
   /** Who issued the secret, as authenticator apps show it (e.g. the product name). */
   readonly issuer: string;
   /**
-   * Second-factor failures per user per sliding window; the record is shared with {@link MfaLogins}
-   * and {@link RecoveryCodes}: give them the same budget. While it is spent nothing is compared.
-   * @default { max: 10, windowMs: 86_400_000 } (10 per 24 hours)
+   * The pending logins whose per-user second-factor failure budget {@link Totp.verify} counts
+   * against (one budget per user, configured once: `MfaLoginsOptions.failureBudget`). While it is
+   * spent nothing is compared.
    */
-  readonly failureBudget?: CodeLimit;
+  readonly mfa: MfaLogins;
 }
 
 /** The answer of {@link Totp.verify}. */
@@ -55,7 +55,7 @@ export type TotpCheckResult =
  * once, also under concurrent submissions.
  *
  * @example
- * const totp = new Totp({ redis, issuer: 'Example' });
+ * const totp = new Totp({ redis, issuer: 'Example', mfa });
  * const secret = Totp.generateSecret();               // keep box.seal(secret, user.id) in the user record
  * const uri = totp.uri({ secret, account: user.email }); // show as a QR code
  * const checked = await totp.verify(user.id, secret, body.code); // confirm the setup
@@ -75,7 +75,7 @@ export class Totp {
       throw new InvalidOptionError('issuer must be 1 to 100 characters without ":"');
     }
     this.#issuer = issuer;
-    this.#failureBudget = resolveFailureBudget(options.failureBudget);
+    this.#failureBudget = sharedFailureBudget(options);
   }
 
   /**

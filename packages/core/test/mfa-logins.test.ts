@@ -22,7 +22,8 @@ import { rejects } from './helpers/assertions.js';
 
 const secret = ServerSecret.generate();
 const MINUTE = 60_000;
-const DAY = 24 * 60 * MINUTE;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
 const STEP = 30_000;
 const ALL: MfaMethod[] = ['totp', 'recovery-code', 'email'];
 
@@ -30,6 +31,11 @@ type Extra = Partial<Omit<MfaLoginsOptions, 'redis' | 'clock' | 'prefix' | 'secr
 
 function mfaFor(ctx: BackendContext, extra: Extra = {}): MfaLogins {
   return new MfaLogins({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret, ...extra });
+}
+
+/** Recovery codes that count failures against `mfa`'s budget. */
+function recoveryFor(ctx: BackendContext, mfa: MfaLogins, extra: { count?: number } = {}): RecoveryCodes {
+  return new RecoveryCodes({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret, mfa, ...extra });
 }
 
 function codesFor(ctx: BackendContext): OneTimeCodes {
@@ -99,6 +105,12 @@ options('rejects each broken option with InvalidOptionError naming it', () => {
     () => new MfaLogins({ redis: fakeRedis, secret: 'x' as unknown as ServerSecret }),
     (e: unknown) => e instanceof InvalidOptionError,
   );
+});
+
+options('exposes the resolved failure budget that its Totp and RecoveryCodes enforce', () => {
+  assert.equal(new MfaLogins({ redis: fakeRedis, secret }).failureBudget, { max: 10, windowMs: DAY });
+  const budget = { max: 3, windowMs: HOUR };
+  assert.equal(new MfaLogins({ redis: fakeRedis, secret, failureBudget: budget }).failureBudget, budget);
 });
 
 options.run();
@@ -463,7 +475,7 @@ backendSuite('MfaLogins.verify with TOTP', (test) => {
     assert.ok(await mfa.peek(token), 'a locked check spends nothing');
     assert.ok(events.some((e) => e.type === 'mfa.locked'));
     // The lock holds for Totp and RecoveryCodes checks too (one record).
-    const totp = new Totp({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, issuer: 'Test' });
+    const totp = new Totp({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, issuer: 'Test', mfa });
     const checked = await totp.verify('ada', totpSecret, codeAt(totpSecret, ctx.clock.now()));
     assert.is(checked.ok ? 'ok' : checked.reason, 'locked');
     // Another user is not affected.
@@ -481,6 +493,57 @@ backendSuite('MfaLogins.verify with TOTP', (test) => {
       secret: totpSecret,
     });
     assert.ok(after.ok, 'unlocked after the window');
+  });
+
+  test("one budget, set once: Totp and RecoveryCodes enforce their MfaLogins' budget, locked alike", async (ctx) => {
+    alignToStep(ctx);
+    const events: SecurityEvent[] = [];
+    const mfa = mfaFor(ctx, { failureBudget: { max: 3, windowMs: HOUR }, onEvent: (e) => events.push(e) });
+    const totp = new Totp({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, issuer: 'Test', mfa });
+    const recovery = recoveryFor(ctx, mfa);
+    const totpSecret = Totp.generateSecret();
+    const [recoveryCode] = await recovery.replace('ada');
+    const start = ctx.clock.now();
+    // One failure through each of the three: the third spends the budget of 3, whichever counts it.
+    assert.equal(await totp.verify('ada', totpSecret, wrongCode(totpSecret, start)), {
+      ok: false,
+      reason: 'invalid',
+    });
+    ctx.clock.advance(MINUTE);
+    assert.equal(await recovery.consume('ada', 'AAAA-AAAA-AAAA-AAAA'), { ok: false, reason: 'invalid' });
+    ctx.clock.advance(MINUTE);
+    const third = await mfa.verify(await begin(mfa, ctx), {
+      method: 'totp',
+      code: wrongCode(totpSecret, ctx.clock.now()),
+      secret: totpSecret,
+    });
+    assert.equal(third, { ok: false, reason: 'invalid_code', userId: 'ada', burned: false, locked: true });
+    ctx.clock.advance(MINUTE);
+    // All three now refuse right codes without comparing, with one Retry-After: the budget's window
+    // from the first failure.
+    const retryAfterMs = start + HOUR - ctx.clock.now();
+    const code = codeAt(totpSecret, ctx.clock.now());
+    assert.equal(await totp.verify('ada', totpSecret, code), { ok: false, reason: 'locked', retryAfterMs });
+    assert.equal(await recovery.consume('ada', recoveryCode as string), {
+      ok: false,
+      reason: 'locked',
+      retryAfterMs,
+    });
+    assert.equal(await mfa.verify(await begin(mfa, ctx), { method: 'totp', code, secret: totpSecret }), {
+      ok: false,
+      reason: 'locked',
+      userId: 'ada',
+      retryAfterMs,
+    });
+    assert.equal(
+      events.filter((e) => e.type === 'mfa.locked').map((e) => e.type === 'mfa.locked' && e.retryAfterMs),
+      [start + HOUR - (start + 2 * MINUTE)],
+      'one lock, when the budget was spent',
+    );
+    // The window passes for all three at once.
+    await ctx.advance(retryAfterMs + 1);
+    assert.equal(await recovery.consume('ada', recoveryCode as string), { ok: true, remaining: 9 });
+    assert.equal(await totp.verify('ada', totpSecret, codeAt(totpSecret, ctx.clock.now())), { ok: true });
   });
 
   test('refuses an expired token, a token issued before a reset or a password change, and a forged tag', async (ctx) => {
@@ -564,7 +627,7 @@ backendSuite('MfaLogins.verify with TOTP', (test) => {
     alignToStep(ctx);
     const codes = codesFor(ctx);
     const mfa = mfaFor(ctx, { codes });
-    const recovery = new RecoveryCodes({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret });
+    const recovery = recoveryFor(ctx, mfa);
     const totpSecret = Totp.generateSecret();
     const recoveryCodes = await recovery.replace('ada');
     const tokens = [
@@ -614,7 +677,7 @@ backendSuite('MfaLogins.verify with recovery codes', (test) => {
   test('accepts an unused code once, ignoring case and dashes, and reports how many are left', async (ctx) => {
     const events: SecurityEvent[] = [];
     const mfa = mfaFor(ctx, { onEvent: (e) => events.push(e) });
-    const recovery = new RecoveryCodes({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret });
+    const recovery = recoveryFor(ctx, mfa);
     const codes = await recovery.replace('ada');
     const typed = (codes[3] as string).toLowerCase().replace(/-/g, ' ');
     let result: MfaVerifyResult | undefined;
@@ -650,7 +713,7 @@ backendSuite('MfaLogins.verify with recovery codes', (test) => {
 
   test('twenty parallel logins with one recovery code: exactly one succeeds', async (ctx) => {
     const mfa = mfaFor(ctx, { failureBudget: { max: 100, windowMs: DAY } });
-    const recovery = new RecoveryCodes({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret });
+    const recovery = recoveryFor(ctx, mfa);
     const [code] = await recovery.replace('ada');
     const tokens = await Promise.all(Array.from({ length: 20 }, () => begin(mfa, ctx)));
     const results = await Promise.all(
@@ -662,13 +725,7 @@ backendSuite('MfaLogins.verify with recovery codes', (test) => {
 
   test('the last code empties the set (no key left)', async (ctx) => {
     const mfa = mfaFor(ctx);
-    const recovery = new RecoveryCodes({
-      redis: ctx.redis,
-      clock: ctx.clock,
-      prefix: ctx.prefix,
-      secret,
-      count: 1,
-    });
+    const recovery = recoveryFor(ctx, mfa, { count: 1 });
     const [code] = await recovery.replace('ada');
     const r = await mfa.verify(await begin(mfa, ctx), { method: 'recovery-code', code: code as string });
     assert.is(r.ok && r.remainingRecoveryCodes, 0);

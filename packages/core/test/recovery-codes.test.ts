@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import {
   InvalidInputError,
   InvalidOptionError,
+  MfaLogins,
   RecoveryCodes,
   type RecoveryCodesOptions,
   type SecurityEvent,
@@ -15,11 +16,13 @@ const secret = ServerSecret.generate();
 const DAY = 24 * 3600_000;
 
 function recoveryFor(ctx: BackendContext, extra: Partial<RecoveryCodesOptions> = {}): RecoveryCodes {
-  return new RecoveryCodes({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret, ...extra });
+  const store = { redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret };
+  return new RecoveryCodes({ ...store, mfa: new MfaLogins(store), ...extra });
 }
 
 const unit = suite('RecoveryCodes options');
 const fakeRedis = { defineCommand() {} } as unknown as RecoveryCodesOptions['redis'];
+const fakeMfa = new MfaLogins({ redis: fakeRedis, secret });
 
 unit('rejects each broken option with InvalidOptionError naming it', () => {
   const cases: Array<[Partial<RecoveryCodesOptions>, string]> = [
@@ -27,11 +30,14 @@ unit('rejects each broken option with InvalidOptionError naming it', () => {
     [{ count: 101 }, 'count'],
     [{ ttlMs: 10 }, 'ttlMs'],
     [{ ttlMs: 20 * 366 * DAY }, 'ttlMs'],
-    [{ failureBudget: { max: 10, windowMs: 0 } }, 'failureBudget.windowMs'],
+    [{ mfa: undefined as unknown as MfaLogins }, 'mfa'],
+    [{ mfa: { failureBudget: { max: 1, windowMs: DAY } } as MfaLogins }, 'mfa'],
+    // The budget is the MfaLogins' alone: a second one here is refused, not silently ignored.
+    [{ failureBudget: { max: 3, windowMs: DAY } } as Partial<RecoveryCodesOptions>, 'failureBudget'],
   ];
   for (const [extra, name] of cases) {
     assert.throws(
-      () => new RecoveryCodes({ redis: fakeRedis, secret, ...extra }),
+      () => new RecoveryCodes({ redis: fakeRedis, secret, mfa: fakeMfa, ...extra }),
       (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith(name),
       name,
     );
@@ -94,7 +100,14 @@ backendSuite('RecoveryCodes', (test) => {
   });
 
   test('twenty parallel uses of one code: exactly one succeeds', async (ctx) => {
-    const recovery = recoveryFor(ctx, { failureBudget: { max: 100, windowMs: DAY } });
+    const mfa = new MfaLogins({
+      redis: ctx.redis,
+      clock: ctx.clock,
+      prefix: ctx.prefix,
+      secret,
+      failureBudget: { max: 100, windowMs: DAY },
+    });
+    const recovery = recoveryFor(ctx, { mfa });
     const [code] = await recovery.replace('ada');
     const results = await Promise.all(
       Array.from({ length: 20 }, () => recovery.consume('ada', code as string)),

@@ -19,13 +19,8 @@ const DAY = 24 * 3600_000;
 const secret = ServerSecret.generate();
 
 function totpFor(ctx: BackendContext, extra: Partial<TotpOptions> = {}): Totp {
-  return new Totp({
-    redis: ctx.redis,
-    clock: ctx.clock,
-    prefix: ctx.prefix,
-    issuer: 'Latchkey Test',
-    ...extra,
-  });
+  const store = { redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix };
+  return new Totp({ ...store, issuer: 'Latchkey Test', mfa: new MfaLogins({ ...store, secret }), ...extra });
 }
 
 function codeAt(totpSecret: string, now: number, offset = 0): string {
@@ -46,6 +41,7 @@ function alignToStep(ctx: BackendContext): void {
 
 const unit = suite('Totp without Redis');
 const fakeRedis = { defineCommand() {} } as unknown as TotpOptions['redis'];
+const fakeMfa = new MfaLogins({ redis: fakeRedis, secret });
 
 unit('generates distinct 160-bit base32 secrets', () => {
   const secrets = new Set(Array.from({ length: 50 }, () => Totp.generateSecret()));
@@ -57,7 +53,7 @@ unit('generates distinct 160-bit base32 secrets', () => {
 });
 
 unit('builds an otpauth URI with the issuer, the account and the contract parameters', () => {
-  const totp = new Totp({ redis: fakeRedis, issuer: 'Example Co' });
+  const totp = new Totp({ redis: fakeRedis, issuer: 'Example Co', mfa: fakeMfa });
   const s = Totp.generateSecret();
   const uri = totp.uri({ secret: s, account: 'ada@example.com' });
   assert.ok(uri.startsWith('otpauth://totp/Example%20Co:ada%40example.com?'), uri);
@@ -78,16 +74,24 @@ unit('builds an otpauth URI with the issuer, the account and the contract parame
   );
 });
 
-unit('rejects a missing or malformed issuer and a broken budget', () => {
+unit('rejects a missing or malformed issuer, a missing mfa and a budget of its own', () => {
   for (const issuer of ['', 'a:b', 'x'.repeat(101), 5]) {
     assert.throws(
-      () => new Totp({ redis: fakeRedis, issuer: issuer as string }),
+      () => new Totp({ redis: fakeRedis, issuer: issuer as string, mfa: fakeMfa }),
       (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith('issuer'),
     );
   }
+  for (const mfa of [undefined, {}, { failureBudget: { max: 1, windowMs: DAY } }]) {
+    assert.throws(
+      () => new Totp({ redis: fakeRedis, issuer: 'x', mfa: mfa as MfaLogins }),
+      (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith('mfa'),
+    );
+  }
+  // The budget is the MfaLogins' alone: a second one here is refused, not silently ignored.
+  const own = { redis: fakeRedis, issuer: 'x', mfa: fakeMfa, failureBudget: { max: 3, windowMs: DAY } };
   assert.throws(
-    () => new Totp({ redis: fakeRedis, issuer: 'x', failureBudget: { max: 0, windowMs: DAY } }),
-    (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith('failureBudget.max'),
+    () => new Totp(own as TotpOptions),
+    (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith('failureBudget'),
   );
 });
 
@@ -143,8 +147,8 @@ backendSuite('Totp.verify', (test) => {
 
   test('a code accepted outside a login is not accepted by a login, and the other way round', async (ctx) => {
     alignToStep(ctx);
-    const totp = totpFor(ctx);
     const mfa = new MfaLogins({ redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret });
+    const totp = totpFor(ctx, { mfa });
     const s = Totp.generateSecret();
     const now = ctx.clock.now();
     assert.ok((await totp.verify('ada', s, codeAt(s, now))).ok);

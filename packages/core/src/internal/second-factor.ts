@@ -14,7 +14,7 @@ export const MFA_METHODS: readonly MfaMethod[] = Object.freeze(['totp', 'recover
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
-/** @internal The per-user failure budget shared by MfaLogins, Totp and RecoveryCodes. */
+/** @internal The default of `MfaLogins` `failureBudget`, which its Totp and RecoveryCodes enforce too. */
 export const DEFAULT_FAILURE_BUDGET: CodeLimit = Object.freeze({ max: 10, windowMs: DAY });
 const MAX_BUDGET = 1000;
 const MAX_WINDOW_MS = 366 * DAY;
@@ -124,6 +124,10 @@ export function matchTotpStep(totp: TOTP, code: unknown, now: number): number | 
 export const RECOVERY_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 export const RECOVERY_LENGTH = 16;
 const RECOVERY_CODE = /^[A-Z2-7]{16}$/;
+/** @internal The default TTL of a user's recovery-code set (refreshed by replace and every use). */
+export const DEFAULT_RECOVERY_TTL_MS = 365 * DAY;
+/** @internal */
+export const MAX_RECOVERY_TTL_MS = 10 * 366 * DAY;
 /** Sent instead of a digest for input that cannot be a code: no base64url digest equals it. */
 export const NO_DIGEST = '!';
 

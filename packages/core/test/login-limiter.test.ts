@@ -9,6 +9,7 @@ import {
   type LoginCheckResult,
   LoginLimiter,
   type LoginLimiterOptions,
+  type LoginPolicyConfig,
   type LoginReservation,
   type RedisClient,
   type SecurityEvent,
@@ -50,6 +51,110 @@ async function succeed(limiter: LoginLimiter, identifier: string, ip: string): P
   const result = await limiter.check(identifier, ip);
   assert.ok(result.allowed, `expected an allowed attempt for ${identifier} from ${ip}`);
   await limiter.settle(result.reservation as LoginReservation, 'success');
+}
+
+/** A deterministic PRNG (mulberry32), so a failing random sequence can be replayed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** Removes one reservation made at `at` from a model log, if it is there. */
+function takeBack(log: number[], at: number): void {
+  const i = log.indexOf(at);
+  if (i >= 0) log.splice(i, 1);
+}
+
+/**
+ * The reference model of the account+IP and IP policies: every reservation's instant, kept in plain
+ * arrays; a policy counts the instants less than one window old. What a check answers follows the
+ * documented rules (Retry-After until enough counted attempts are one window old, or the back-off).
+ */
+class SlidingLogModel {
+  readonly #logs = new Map<string, number[]>();
+  readonly #policies: readonly LoginPolicyConfig[];
+  readonly #backoff: { initialMs: number; maxMs: number } | null;
+
+  constructor(limiter: LoginLimiter, options: Partial<LoginLimiterOptions>) {
+    this.#policies = limiter.policies;
+    const backoff = options.accountIp?.backoff;
+    this.#backoff = typeof backoff === 'object' ? (backoff as { initialMs: number; maxMs: number }) : null;
+  }
+
+  check(account: string, ip: string, now: number): unknown {
+    const logs = [this.#log(`ai ${ip} ${account}`), this.#log(`ip ${ip}`)];
+    const states = this.#policies.map((config, i) => {
+      const live = (logs[i] as number[]).filter((t) => t > now - config.windowMs);
+      let until: number | null = live.length === 0 ? null : (live[0] as number) + config.windowMs;
+      let blocked = false;
+      if (live.length >= config.limit) {
+        blocked = true;
+        until = (live[live.length - config.limit] as number) + config.windowMs;
+      } else if (i === 0 && this.#backoff !== null && live.length > 0) {
+        const wait = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** (live.length - 1));
+        const newest = live[live.length - 1] as number;
+        if (newest > now - wait) {
+          blocked = true;
+          until = newest + wait;
+        }
+      }
+      return { config, blocked, count: live.length, until };
+    });
+    const allowed = states.every((s) => !s.blocked);
+    const policies = states.map(({ config, blocked, count, until }) => ({
+      ...config,
+      remaining: blocked ? 0 : Math.max(0, config.limit - count - (allowed ? 1 : 0)),
+      blocked,
+      resetAfterMs:
+        until === null
+          ? allowed
+            ? config.windowMs
+            : 0
+          : Math.min(config.windowMs, Math.max(blocked ? 1 : 0, until - now)),
+    }));
+    if (allowed) {
+      for (const log of logs) log.push(now);
+      return {
+        allowed,
+        remaining: Math.min(...policies.map((p) => p.remaining)),
+        retryAfterMs: 0,
+        blockedBy: undefined,
+        policies,
+      };
+    }
+    let blocking = policies.find((p) => p.blocked) as (typeof policies)[number];
+    for (const p of policies) if (p.blocked && p.resetAfterMs > blocking.resetAfterMs) blocking = p;
+    return {
+      allowed,
+      remaining: 0,
+      retryAfterMs: blocking.resetAfterMs,
+      blockedBy: blocking.policy,
+      policies,
+    };
+  }
+
+  settle(account: string, ip: string, at: number, outcome: 'success' | 'failure' | 'release'): void {
+    if (outcome === 'failure') return;
+    const ai = this.#log(`ai ${ip} ${account}`);
+    if (outcome === 'success') ai.length = 0;
+    else takeBack(ai, at);
+    takeBack(this.#log(`ip ${ip}`), at);
+  }
+
+  #log(key: string): number[] {
+    let log = this.#logs.get(key);
+    if (log === undefined) {
+      log = [];
+      this.#logs.set(key, log);
+    }
+    return log;
+  }
 }
 
 /** A client whose every command fails the way a lost connection does. */
@@ -525,6 +630,50 @@ backendSuite('LoginLimiter.check', (test) => {
     assert.is(await logCount(ctx, key), 30, 'the 30 failures stay, the reservation left');
     const next = await limiter.check('next@example.com', ip);
     assert.is(next.policies.find((p) => p.policy === 'ip')?.remaining, 69);
+  });
+
+  test('random sequences decide exactly as a plain sliding log of every attempt (fast and slow paths)', async (ctx) => {
+    // At most 16 live instants per log (limits ≤ 16), so the bounded log must be exact: every check,
+    // refusal, Retry-After and remaining count as a model that keeps each reservation's instant. The
+    // steps mix new and old logs, same-millisecond attempts, pruning, refusals, back-off and settles.
+    const configs: Array<Partial<LoginLimiterOptions>> = [
+      { accountIp: { maxFailures: 4, windowMs: 60_000 }, ip: { maxFailures: 6, windowMs: 90_000 } },
+      {
+        accountIp: { maxFailures: 4, windowMs: 60_000, backoff: { initialMs: 1000, maxMs: 8000 } },
+        ip: { maxFailures: 16, windowMs: 45_000 },
+      },
+    ];
+    const advances = [0, 0, 1, 700, 3000, 15_000, 40_000];
+    for (const [c, config] of configs.entries()) {
+      const limiter = limiterFor(ctx, config);
+      const model = new SlidingLogModel(limiter, config);
+      const random = seededRandom(16 + c);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+      for (let step = 0; step < 150; step++) {
+        const advance = pick(advances);
+        if (advance > 0) await ctx.advance(advance);
+        const account = pick(['m1@example.com', 'm2@example.com', 'm3@example.com']);
+        const ip = pick([`192.0.2.${210 + c * 2}`, `192.0.2.${211 + c * 2}`]);
+        const now = Math.floor(ctx.clock.now());
+        const result = await limiter.check(account, ip);
+        const where = `config ${c}, step ${step}`;
+        assert.equal(
+          {
+            allowed: result.allowed,
+            remaining: result.remaining,
+            retryAfterMs: result.retryAfterMs,
+            blockedBy: result.blockedBy,
+            policies: result.policies.map((p) => ({ ...p })),
+          },
+          model.check(account, ip, now),
+          where,
+        );
+        if (result.reservation === null) continue;
+        const outcome = pick(['failure', 'failure', 'failure', 'success', 'release'] as const);
+        await limiter.settle(result.reservation, outcome);
+        model.settle(account, ip, now, outcome);
+      }
+    }
   });
 
   test('a reservation never settled counts as a failure, then expires like one', async (ctx) => {

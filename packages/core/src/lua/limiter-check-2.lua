@@ -36,34 +36,14 @@
 local MAX_ENTRIES = 16
 local ENTRY = '(%d+),(%d+),(%d*),(%d+);'
 
--- A log as the fast path needs it: the stored string, the attempt count, the number of entries, the
--- oldest and newest `to`, and whether the oldest entry left the window (then the log is pruned by
--- `load`). A missing key reads as an empty log.
-local function peek(key, windowStart)
-  local v = redis.call('GET', key)
-  if type(v) ~= 'string' then return { v = '', count = 0, entries = 0, stale = false } end
-  local count, entries, first, last = 0, 0, '', ''
-  for to, n in string.gmatch(v, '(%d+),(%d+),%d*,%d+;') do
-    entries = entries + 1
-    if entries == 1 then first = to end
-    last = to
-    count = count + tonumber(n)
-  end
-  if entries == 0 then return { v = '', count = 0, entries = 0, stale = false } end
-  return {
-    v = v, count = count, entries = entries, first = first, last = last,
-    stale = tonumber(first) <= tonumber(windowStart),
-  }
-end
-
--- The live entries of a log as parallel arrays, and their attempt count (the slow path: pruning,
--- merging, a refusal's reopening instant).
-local function load(log, windowStart)
+-- The live entries of a stored log as parallel arrays, and their attempt count (the slow path:
+-- pruning, merging, a refusal's reopening instant).
+local function load(v, windowStart)
   local tos, ns, froms, labels = {}, {}, {}, {}
   local count = 0
   local start = tonumber(windowStart)
   local live = false
-  for to, n, from, label in string.gmatch(log.v, ENTRY) do
+  for to, n, from, label in string.gmatch(v, ENTRY) do
     if live or tonumber(to) > start then
       live = true
       local i = #tos + 1
@@ -74,16 +54,32 @@ local function load(log, windowStart)
       count = count + ns[i]
     end
   end
-  log.tos, log.ns, log.froms, log.labels = tos, ns, froms, labels
-  log.count, log.entries = count, #tos
-  log.first, log.last = tos[1], tos[#tos]
-  log.stale = false
-  log.loaded = true
+  return { tos = tos, ns = ns, froms = froms, labels = labels, count = count }
+end
+
+-- A log as a check reads it: the attempt count, the number of entries, the oldest and newest `to`
+-- ('' when empty), and the parsed log (`load`) only when its oldest entry left the window, else nil.
+-- The common case reads each entry's `to` and count and builds no table; a missing key is empty.
+local function open(v, windowStart)
+  if type(v) ~= 'string' then return 0, 0, '', '', nil end
+  local count, entries, first, last = 0, 0, '', ''
+  for to, n in string.gmatch(v, '(%d+),(%d+),%d*,%d+;') do
+    entries = entries + 1
+    if entries == 1 then first = to end
+    last = to
+    count = count + tonumber(n)
+  end
+  if entries == 0 or tonumber(first) > tonumber(windowStart) then
+    return count, entries, first, last, nil
+  end
+  local log = load(v, windowStart)
+  entries = #log.tos
+  if entries == 0 then return 0, 0, '', '', log end
+  return log.count, entries, log.tos[1], log.tos[entries], log
 end
 
 -- At the limit: the `to` of the entry whose expiry brings the count below the limit.
-local function reopenAt(log, limit, windowStart)
-  if not log.loaded then load(log, windowStart) end
+local function reopenAt(log, limit)
   local left = log.count
   for i = 1, #log.tos do
     left = left - log.ns[i]
@@ -92,20 +88,20 @@ local function reopenAt(log, limit, windowStart)
   return ''
 end
 
--- Adds one attempt at `now` and writes the log back with a fresh TTL. The common case — a later
+-- Adds one attempt at `now` to a log and writes it back with a fresh TTL. The common case — a later
 -- millisecond, nothing pruned, room for an entry — appends to the stored string without parsing it.
-local function reserve(key, log, now, label, ttl, windowStart)
-  if log.entries == 0 then
+local function reserve(key, v, entries, last, log, now, label, ttl, windowStart)
+  if entries == 0 then
     redis.call('SET', key, now .. ',1,,' .. label .. ';', 'PX', ttl)
     return
   end
-  if not log.loaded and log.entries < MAX_ENTRIES and tonumber(now) > tonumber(log.last) then
-    redis.call('SET', key, log.v .. now .. ',1,,' .. label .. ';', 'PX', ttl)
+  if log == nil and entries < MAX_ENTRIES and tonumber(now) > tonumber(last) then
+    redis.call('SET', key, v .. now .. ',1,,' .. label .. ';', 'PX', ttl)
     return
   end
-  if not log.loaded then load(log, windowStart) end
+  if log == nil then log = load(v, windowStart) end
   local tos, ns, froms, labels = log.tos, log.ns, log.froms, log.labels
-  local last = #tos
+  last = #tos
   if last > 0 and tonumber(now) <= tonumber(tos[last]) then
     -- Same millisecond (or a clock a little behind another server's): counts with the newest entry.
     ns[last] = ns[last] + 1
@@ -141,40 +137,45 @@ local function reserve(key, log, now, label, ttl, windowStart)
   redis.call('SET', key, table.concat(parts), 'PX', ttl)
 end
 
-local aiLimit = tonumber(ARGV[3])
-local ipLimit = tonumber(ARGV[7])
-local backoffSteps = #ARGV - 9
+-- Both logs in one MGET (one command fewer than two GETs; they share the IP's hash tag).
+local stored = redis.call('MGET', KEYS[1], KEYS[2])
+local aiV, ipV = stored[1], stored[2]
+local aiCount, aiEntries, aiFirst, aiLast, aiLog = open(aiV, ARGV[2])
+local ipCount, ipEntries, ipFirst, ipLast, ipLog = open(ipV, ARGV[6])
 
-local ai = peek(KEYS[1], ARGV[2])
-if ai.stale then load(ai, ARGV[2]) end
-local ip = peek(KEYS[2], ARGV[6])
-if ip.stale then load(ip, ARGV[6]) end
-
-local aiState, aiRef = 0, ai.first or ''
-if ai.count >= aiLimit then
-  aiState = 1
-  aiRef = reopenAt(ai, aiLimit, ARGV[2])
-elseif ai.count > 0 and backoffSteps > 0 then
-  local step = ai.count
-  if step > backoffSteps then step = backoffSteps end
-  if tonumber(ai.last) > tonumber(ARGV[9 + step]) then
-    aiState = 2
-    aiRef = ai.last
+-- An empty log is open: a limit is at least 1 and a back-off follows a failure.
+local aiState, aiRef = 0, aiFirst
+if aiCount > 0 then
+  local limit = tonumber(ARGV[3])
+  local backoffSteps = #ARGV - 9
+  if aiCount >= limit then
+    aiState = 1
+    aiRef = reopenAt(aiLog or load(aiV, ARGV[2]), limit)
+  elseif backoffSteps > 0 then
+    local step = aiCount
+    if step > backoffSteps then step = backoffSteps end
+    if tonumber(aiLast) > tonumber(ARGV[9 + step]) then
+      aiState = 2
+      aiRef = aiLast
+    end
   end
 end
 
-local ipState, ipRef = 0, ip.first or ''
-if ip.count >= ipLimit then
-  ipState = 1
-  ipRef = reopenAt(ip, ipLimit, ARGV[6])
+local ipState, ipRef = 0, ipFirst
+if ipCount > 0 then
+  local limit = tonumber(ARGV[7])
+  if ipCount >= limit then
+    ipState = 1
+    ipRef = reopenAt(ipLog or load(ipV, ARGV[6]), limit)
+  end
 end
 
 if aiState ~= 0 or ipState ~= 0 then
-  return { 0, aiState, ai.count, aiRef, ipState, ip.count, ipRef }
+  return { 0, aiState, aiCount, aiRef, ipState, ipCount, ipRef }
 end
 
-reserve(KEYS[1], ai, ARGV[1], ARGV[5], ARGV[4], ARGV[2])
-reserve(KEYS[2], ip, ARGV[1], ARGV[9], ARGV[8], ARGV[6])
+reserve(KEYS[1], aiV, aiEntries, aiLast, aiLog, ARGV[1], ARGV[5], ARGV[4], ARGV[2])
+reserve(KEYS[2], ipV, ipEntries, ipLast, ipLog, ARGV[1], ARGV[9], ARGV[8], ARGV[6])
 if aiRef == '' then aiRef = ARGV[1] end
 if ipRef == '' then ipRef = ARGV[1] end
-return { 1, 0, ai.count + 1, aiRef, 0, ip.count + 1, ipRef }
+return { 1, 0, aiCount + 1, aiRef, 0, ipCount + 1, ipRef }

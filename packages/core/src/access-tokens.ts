@@ -1,8 +1,8 @@
-import { type Claims, ClaimValidationError, InvalidTokenError, PublicProtocol } from 'paseto';
+import { type Claims, PublicProtocol } from 'paseto';
 import { type PublicKey, SignFactory } from 'paseto/v4/public';
 import { InvalidInputError, InvalidOptionError, KeyError, StoreFailedError } from './errors.js';
 import { randomId } from './internal/crypto.js';
-import { NodeVerifyFactory } from './internal/ed25519-verify.js';
+import { openV4Public } from './internal/ed25519-verify.js';
 import { LruMap } from './internal/lru.js';
 import {
   positiveInt,
@@ -10,6 +10,7 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
+import { registeredClaimsFailure } from './internal/paseto-claims.js';
 import { toArray, toInt } from './internal/script.js';
 import { type KeyRing, keyRingState } from './key-ring.js';
 import { userTag } from './keys.js';
@@ -17,7 +18,8 @@ import { accessVerify } from './lua/generated/access-verify.js';
 import { isValidJti, RevocationList, resolveRevocationOptions } from './revocation-list.js';
 import { AMR_VALUE, checkAmr, checkUserId, isUserId } from './sessions.js';
 
-const v4 = new PublicProtocol(SignFactory, NodeVerifyFactory);
+/** paseto signs; verification is latchkey's own one-pass check (see `openV4Public`). */
+const v4 = new PublicProtocol(SignFactory);
 
 /**
  * Bound into every signature without being stored in the token (PASETO's implicit assertion), so a
@@ -26,7 +28,7 @@ const v4 = new PublicProtocol(SignFactory, NodeVerifyFactory);
  */
 const IMPLICIT_ASSERTION = new TextEncoder().encode('latchkey/access-token/v1');
 /** The only token shape accepted: v4.public with a footer, all base64url, checked before any parsing. */
-const TOKEN = /^v4\.public\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)$/;
+const TOKEN = /^v4\.public\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/;
 /** Footer bytes read before verification (to pick the key): `{"kid":"<64 chars>"}` fits in 128. */
 const MAX_FOOTER_CHARS = Math.ceil((128 * 4) / 3);
 /**
@@ -344,8 +346,7 @@ export class AccessTokens {
    */
   async verify(token: string): Promise<AccessTokenVerification> {
     const now = this.#ctx.clock.now();
-    const local = this.#verifyLocally(token, now);
-    const verified = local instanceof Promise ? await local : local;
+    const verified = this.#verifyLocally(token, now);
     if (typeof verified === 'string') return { ok: false, reason: verified };
     const reply = toArray(await this.#ctx.runner.run(accessVerify, verified.keys, [String(now)]));
     switch (toInt(reply[0])) {
@@ -384,8 +385,7 @@ export class AccessTokens {
   async revoke(target: string | AccessTokenId): Promise<boolean> {
     if (typeof target === 'string') {
       const now = this.#ctx.clock.now();
-      const local = this.#verifyLocally(target, now);
-      const verified = local instanceof Promise ? await local : local;
+      const verified = this.#verifyLocally(target, now);
       if (verified === 'expired') return false;
       if (typeof verified === 'string') throw new InvalidInputError('the token is not a valid access token');
       return this.#revocations.revoke(verified.jti, {
@@ -417,11 +417,8 @@ export class AccessTokens {
     });
   }
 
-  /** Local checks; a cache hit answers synchronously. Returns the failure reason or the verified token. */
-  #verifyLocally(
-    token: unknown,
-    now: number,
-  ): Verified | AccessTokenFailure | Promise<Verified | AccessTokenFailure> {
+  /** Local checks, all synchronous. Returns the failure reason or the verified token. */
+  #verifyLocally(token: unknown, now: number): Verified | AccessTokenFailure {
     if (typeof token !== 'string' || token.length > this.#options.maxTokenLength) return 'malformed';
     const ring = keyRingState(this.#ring);
     const cache = this.#cache;
@@ -445,31 +442,34 @@ export class AccessTokens {
     }
     const match = TOKEN.exec(token);
     if (match === null) return 'malformed';
-    const kid = kidOf(match[1] as string);
+    const footerText = match[2] as string;
+    if (footerText.length > MAX_FOOTER_CHARS) return 'malformed';
+    const footer = Buffer.from(footerText, 'base64url');
+    const kid = kidOf(footer);
     if (kid === null) return 'malformed';
     const key = ring.verification.get(kid);
     if (key === undefined) return 'unknown_key';
-    return this.#verifySignature(token, key, now, ring.version);
+    return this.#verifySignature(token, match[1] as string, footerText, footer, key, now, ring.version);
   }
 
-  async #verifySignature(
+  #verifySignature(
     token: string,
+    body: string,
+    footerText: string,
+    footer: Buffer,
     key: PublicKey,
     now: number,
     ringVersion: number,
-  ): Promise<Verified | AccessTokenFailure> {
-    let claims: Claims;
-    try {
-      ({ claims } = await v4.Verify(key, token, {
-        implicitAssertion: IMPLICIT_ASSERTION,
-        now: new Date(now),
-        clockTolerance: this.#options.clockToleranceMs / 1000,
-        ...(this.#options.issuer === undefined ? {} : { issuer: this.#options.issuer }),
-        ...(this.#options.audience === undefined ? {} : { audience: this.#options.audience }),
-      }));
-    } catch (error) {
-      return failureOf(error);
-    }
+  ): Verified | AccessTokenFailure {
+    const claims = openV4Public(key, body, footerText, footer, IMPLICIT_ASSERTION);
+    if (typeof claims === 'string') return claims;
+    const failure = registeredClaimsFailure(claims, {
+      now,
+      clockToleranceMs: this.#options.clockToleranceMs,
+      issuer: this.#options.issuer,
+      audience: this.#options.audience,
+    });
+    if (failure !== null) return failure;
     const verified = this.#checkClaims(claims);
     if (typeof verified === 'string') return verified;
     const cache = this.#cache;
@@ -483,8 +483,8 @@ export class AccessTokens {
     return verified;
   }
 
-  /** The claims latchkey relies on, beyond what paseto checked (types, shapes, presence). */
-  #checkClaims(claims: Claims): Verified | AccessTokenFailure {
+  /** The claims latchkey relies on, beyond the registered-claim checks (types, shapes, presence). */
+  #checkClaims(claims: Record<string, unknown>): Verified | AccessTokenFailure {
     const { sub, sid, jti, iat, exp, nbf, amr } = claims;
     if (!isUserId(sub) || typeof sid !== 'string' || !SESSION_ID.test(sid) || !isValidJti(jti)) {
       return 'claims';
@@ -539,32 +539,12 @@ function toInstant(value: unknown): number {
 }
 
 /**
- * Reads the key id from a footer before verification: size-capped, and exactly `{"kid":"…"}` (no
+ * Reads the key id from a footer (its decoded bytes) before verification: exactly `{"kid":"…"}` (no
  * other member, no whitespace, no duplicate key) — never a general JSON parse of unauthenticated bytes.
  */
-function kidOf(footer: string): string | null {
-  if (footer.length > MAX_FOOTER_CHARS) return null;
-  const match = FOOTER.exec(Buffer.from(footer, 'base64url').toString('latin1'));
+function kidOf(footer: Buffer): string | null {
+  const match = FOOTER.exec(footer.toString('latin1'));
   return match === null ? null : (match[1] as string);
-}
-
-/** Maps paseto's errors to failure reasons; anything else (a runtime without Ed25519) propagates. */
-function failureOf(error: unknown): AccessTokenFailure {
-  if (error instanceof ClaimValidationError) {
-    // Only the time checks themselves; a malformed date in these claims is a bad claim.
-    if (error.claim === 'exp' && error.message.includes('expired')) return 'expired';
-    if (
-      (error.claim === 'nbf' && error.message.includes('not active')) ||
-      (error.claim === 'iat' && error.message.includes('future'))
-    ) {
-      return 'not_yet_valid';
-    }
-    return 'claims';
-  }
-  if (error instanceof InvalidTokenError) {
-    return error.message.includes('signature') ? 'invalid_signature' : 'malformed';
-  }
-  throw error;
 }
 
 function resolveOptions(options: AccessTokensOptions, clockToleranceMs: number): ResolvedOptions {

@@ -4,13 +4,13 @@ import { createPrivateKey, sign } from 'node:crypto';
  * Signs `payload` with the Ed25519 key of a `k4.secret` PASERK, straight from the PASETO v4.public
  * specification (node:crypto, not the paseto package): for tokens paseto's Sign refuses to produce
  * (claims of the wrong type, unparsable dates, footers of another shape), and as an interoperability
- * check of the verifier. The footer is always appended.
+ * check of the verifier. Text is written as UTF-8, bytes as they are. The footer is always appended.
  */
 export function signV4Public(
   paserk: string,
-  payload: string,
-  footer: string,
-  implicitAssertion: string,
+  payload: string | Uint8Array,
+  footer: string | Uint8Array,
+  implicitAssertion: string | Uint8Array,
 ): string {
   const material = Buffer.from(paserk.slice('k4.secret.'.length), 'base64url');
   const key = createPrivateKey({

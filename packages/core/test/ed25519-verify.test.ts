@@ -269,6 +269,12 @@ verifySuite('agrees on exp, nbf and iat at the edges of the clock tolerance', as
   assert.equal(Object.fromEntries(verdicts), { ok: 47, expired: 9, not_yet_valid: 16 });
 });
 
+verifySuite('fails closed when the clock returns NaN (paseto threw there)', () => {
+  const claims = JSON.parse(claimsAt({})) as Record<string, unknown>;
+  assert.is(registeredClaimsFailure(claims, rulesOf()), null);
+  assert.is(registeredClaimsFailure(claims, rulesOf({ now: Number.NaN })), 'expired');
+});
+
 verifySuite('agrees on the date grammar: offsets, fractions, impossible days and times', async () => {
   const future = ['2026-12-05T12:01:00Z', '2026-12-05T13:01:00+01:00', '2026-12-05T11:01:00-01:00'];
   const odd = [

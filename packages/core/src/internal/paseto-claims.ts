@@ -35,7 +35,9 @@ export function registeredClaimsFailure(
   }
   if (exp === undefined) return 'claims';
   const { now, clockToleranceMs } = rules;
-  if (now > exp + clockToleranceMs) return 'expired';
+  // paseto's `now > exp + tolerance`, negated so that a clock returning NaN fails closed (paseto
+  // threw on an invalid date there).
+  if (!(now <= exp + clockToleranceMs)) return 'expired';
   if (nbf !== undefined && now + clockToleranceMs < nbf) return 'not_yet_valid';
   if (iat !== undefined && now + clockToleranceMs < iat) return 'not_yet_valid';
   if (rules.audience !== undefined && claims.aud !== rules.audience) return 'claims';

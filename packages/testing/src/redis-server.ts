@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_proces
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { type ClusterControl, clusterControl, waitForReplicaLinks } from './cluster-control.js';
 
@@ -201,9 +201,14 @@ export function spawnServer(port: number, dir: string, extra: string[]): ChildPr
 
 /** @internal The last `lines` lines of the log {@link spawnServer} writes for `port` in `dir` ('' when none). */
 export function serverLogTail(dir: string, port: number, lines = 30): string {
+  return logTail(join(dir, `redis-${port}.log`), lines);
+}
+
+/** @internal The last `lines` lines of a log file, headed by its name ('' when it cannot be read). */
+export function logTail(file: string, lines = 30): string {
   try {
-    const text = readFileSync(join(dir, `redis-${port}.log`), 'utf8');
-    return `redis-${port}.log (last ${lines} lines):\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
+    const text = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return `${basename(file)} (last ${lines} lines):\n${text}`;
   } catch {
     return '';
   }

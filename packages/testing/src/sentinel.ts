@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { nodeSignals } from './cluster-control.js';
 import {
   freePort,
+  logTail,
   makeTempDir,
   rawCommand,
   removeTempDir,
@@ -19,7 +20,12 @@ import {
 export interface RedisSentinelOptions {
   /** The monitored master's name. @default 'latchkey' */
   readonly name?: string;
-  /** `down-after-milliseconds`: how long a master may be silent before it counts as down. @default 1000 */
+  /**
+   * `down-after-milliseconds`: how long a master may be silent before it counts as down. Keep it well
+   * above one second: a Sentinel pings each instance once a second, and a master it just learned of (after
+   * every failover) starts on a fresh link — at 1000 ms a healthy, just-promoted master on a busy machine
+   * was marked down and failed over again, to the empty node the test had just restarted. @default 5000
+   */
   readonly downAfterMs?: number;
 }
 
@@ -69,7 +75,7 @@ export interface RedisSentinelHandle {
  */
 export async function startRedisSentinel(options: RedisSentinelOptions = {}): Promise<RedisSentinelHandle> {
   const name = options.name ?? 'latchkey';
-  const downAfterMs = options.downAfterMs ?? 1000;
+  const downAfterMs = options.downAfterMs ?? 5000;
   const dir = makeTempDir('sentinel');
   const ports: number[] = [];
   const sentinelPorts: number[] = [];
@@ -80,7 +86,12 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   }
   const [first, second] = ports as [number, number];
   const children = new Map<number, ChildProcess>();
-  const nodes = nodeSignals(children, (port) => serverLogTail(dir, port));
+  // A restart that fails reports the node's log and what each Sentinel logged (failovers, votes).
+  const nodes = nodeSignals(children, (port) =>
+    [serverLogTail(dir, port), ...sentinelPorts.map((p) => logTail(join(dir, `sentinel-${p}.log`)))].join(
+      '\n',
+    ),
+  );
   const startData = (port: number, masterPort: number | null): void => {
     const extra = masterPort === null ? [] : ['--replicaof', '127.0.0.1', String(masterPort)];
     children.set(port, spawnServer(port, dir, extra));
@@ -118,6 +129,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
           'bind 127.0.0.1',
           'protected-mode no',
           `dir ${dir}`,
+          `logfile ${join(dir, `sentinel-${port}.log`)}`,
           `sentinel monitor ${name} 127.0.0.1 ${first} 2`,
           `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
           `sentinel failover-timeout ${name} 10000`,
@@ -173,9 +185,13 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     },
     restart: (port) =>
       nodes.restart(port, async () => {
-        const master = await masterPort();
         // A node told to replicate itself would wait for a link that never comes up.
-        if (master === port) throw new Error(`Sentinel still names the killed node on ${port} the master`);
+        let master = port;
+        await waitFor(
+          async () => (master = await masterPort()) !== port,
+          `Sentinel naming a master other than the killed node on ${port}`,
+          30_000,
+        );
         startData(port, master);
       }),
     pause: nodes.pause,

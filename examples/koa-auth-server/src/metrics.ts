@@ -26,6 +26,7 @@ export class Metrics {
   readonly #redisSeconds: Histogram<'operation' | 'outcome'>;
   readonly #redisErrors: Counter<'operation' | 'outcome'>;
   readonly #redisUp: Gauge;
+  #availability: RedisAvailability | undefined;
   readonly #outages: Counter;
   readonly #outageSeconds: Histogram;
 
@@ -63,12 +64,12 @@ export class Metrics {
       labelNames: ['operation', 'outcome'],
       registers,
     });
+    // Set by each scrape (#exposition), not kept from the last request.
     this.#redisUp = new Gauge({
       name: 'latchkey_redis_up',
-      help: 'Whether Redis serves the app (1) or the app answers 503 because it does not (0)',
+      help: 'Whether Redis serves the app (1) or the app answers 503 because it does not (0): a PING at each scrape (at most 1 s) outside an outage; 0 without a view of Redis',
       registers,
     });
-    this.#redisUp.set(1);
     this.#outages = new Counter({
       name: 'latchkey_redis_outages_total',
       help: 'Times Redis became unavailable to the app (transitions from up to down)',
@@ -99,11 +100,13 @@ export class Metrics {
     if (timing.outcome !== 'ok') this.#redisErrors.inc(labels);
   };
 
-  /** Follows the app's view of Redis: `latchkey_redis_up`, outages and their length. */
+  /**
+   * Follows the app's view of Redis: `latchkey_redis_up` (checked at each scrape), outages and their
+   * length.
+   */
   watch(availability: RedisAvailability): void {
-    this.#redisUp.set(availability.up ? 1 : 0);
+    this.#availability = availability;
     availability.on('change', (change: AvailabilityChange) => {
-      this.#redisUp.set(change.up ? 1 : 0);
       if (change.up) this.#outageSeconds.observe(change.outageMs / 1000);
       else this.#outages.inc();
     });
@@ -146,8 +149,21 @@ export class Metrics {
       }
       ctx.set('Cache-Control', 'no-store');
       ctx.type = this.registry.contentType;
-      ctx.body = await this.registry.metrics();
+      ctx.body = await this.#exposition();
     };
+  }
+
+  /**
+   * The exposition text, `latchkey_redis_up` checked first. It is read at the scrape rather than kept
+   * from the last request because an idle server has no request to learn from: "up until a command
+   * fails" reads 1 on a server started (or left idle) while Redis is down, and "unknown until a
+   * command succeeds" reads 0 on a healthy idle one. A scrape is when the value is read, and one PING
+   * per scrape interval costs nothing; during an outage none is sent. Checked before the other
+   * metrics are read, so that an outage the PING begins is counted in the same scrape.
+   */
+  async #exposition(): Promise<string> {
+    this.#redisUp.set((await this.#availability?.check()) === true ? 1 : 0);
+    return this.registry.metrics();
   }
 
   #refusal(
@@ -204,7 +220,7 @@ export class Metrics {
         );
         return;
       }
-      this.registry.metrics().then(
+      this.#exposition().then(
         (text) => send(200, text, this.registry.contentType),
         () => send(500, '', 'text/plain'),
       );

@@ -19,11 +19,11 @@ const PROBE_INTERVAL_MS = 500;
 const PROBE_TIMEOUT_MS = 1000;
 
 /**
- * Whether Redis is serving, as the app saw it: the first unavailable error marks it down (one warn line
- * with the error), every later one is only counted; a PING every 500 ms while down notices the
- * recovery (one info line with the outage's length and count). A frozen Redis keeps its connection
- * "ready", so the client's events alone cannot tell. Read `up`, `transitions` and `failedRequests`,
- * or listen to `'change'` (metrics).
+ * Whether Redis is serving, as the app saw it: the first unavailable error (or failed {@link check})
+ * marks it down (one warn line with the error), every later one is only counted; a PING every 500 ms
+ * while down notices the recovery (one info line with the outage's length and count). A frozen Redis
+ * keeps its connection "ready", so the client's events alone cannot tell. Read `up`, `transitions` and
+ * `failedRequests`, call `check()`, or listen to `'change'` (metrics).
  */
 export class RedisAvailability extends EventEmitter<{ change: [AvailabilityChange] }> {
   readonly #redis: RedisClient;
@@ -43,7 +43,7 @@ export class RedisAvailability extends EventEmitter<{ change: [AvailabilityChang
     this.#now = now;
   }
 
-  /** False from the first unavailable error until a PING succeeds again. */
+  /** False from the first unavailable error (or failed {@link check}) until a PING succeeds again. */
   get up(): boolean {
     return this.#up;
   }
@@ -59,18 +59,22 @@ export class RedisAvailability extends EventEmitter<{ change: [AvailabilityChang
   /** A request failed with the unavailable error. */
   failed(error: unknown): void {
     this.#failedTotal++;
-    if (!this.#up) {
-      this.#failedInOutage++;
-      return;
-    }
-    this.#up = false;
-    this.#downSince = this.#now();
-    this.#failedInOutage = 1;
-    this.#transitions++;
-    this.#logger.warn({ err: error }, 'Redis unavailable: answering 503 until it is back');
-    this.emit('change', { up: false, at: Date.now() });
-    this.#probe = setInterval(() => void this.#check(), PROBE_INTERVAL_MS);
-    this.#probe.unref();
+    if (this.#up) this.#wentDown(error);
+    this.#failedInOutage++;
+  }
+
+  /**
+   * Whether Redis serves now, for a reader that cannot wait for a request to tell (a metrics scrape
+   * on an idle server, or one started while Redis was down): while up, one PING (at most 1 s, the
+   * command timeout), whose failure begins an outage as a failed request does, without counting a
+   * request; while down, false without a round trip (the probe watches for the recovery).
+   */
+  async check(): Promise<boolean> {
+    if (!this.#up) return false;
+    const error = await this.#ping();
+    if (error === null) return true;
+    if (this.#up) this.#wentDown(error);
+    return false;
   }
 
   /** Stops probing (the app is closing). */
@@ -79,24 +83,45 @@ export class RedisAvailability extends EventEmitter<{ change: [AvailabilityChang
     this.#probe = null;
   }
 
+  #wentDown(error: unknown): void {
+    this.#up = false;
+    this.#downSince = this.#now();
+    this.#failedInOutage = 0;
+    this.#transitions++;
+    this.#logger.warn({ err: error }, 'Redis unavailable: answering 503 until it is back');
+    this.emit('change', { up: false, at: Date.now() });
+    this.#probe = setInterval(() => void this.#probeOnce(), PROBE_INTERVAL_MS);
+    this.#probe.unref();
+  }
+
   #probing = false;
-  async #check(): Promise<void> {
+  async #probeOnce(): Promise<void> {
     if (this.#probing || this.#up) return;
     this.#probing = true;
     try {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), PROBE_TIMEOUT_MS);
-      });
-      const ok = await Promise.race([this.#redis.ping(), timeout])
-        .then(
-          () => true,
-          () => false,
-        )
-        .finally(() => clearTimeout(timer));
-      if (ok && !this.#up) this.#recovered();
+      const error = await this.#ping();
+      if (error === null && !this.#up) this.#recovered();
     } finally {
       this.#probing = false;
+    }
+  }
+
+  /** One PING within {@link PROBE_TIMEOUT_MS}: null when Redis answered, else why not. */
+  async #ping(): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer to PING within ${PROBE_TIMEOUT_MS} ms`)),
+        PROBE_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([this.#redis.ping(), timeout]);
+      return null;
+    } catch (error) {
+      return error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,9 +1,14 @@
 import type { AddressInfo } from 'node:net';
 import { generateDevelopmentKey, ServerSecret } from '@latchkey/core';
+import { startRedisServer } from '@latchkey/testing';
+import { realRedisSuite } from '@latchkey/testing/backends';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
+import { RedisAvailability } from '../src/outage.js';
+import { closeRedis, createRedisClient } from '../src/redis.js';
 import {
   eventually,
   lastCode,
@@ -275,6 +280,7 @@ production(
     assert.equal(config.metrics, { port: 0, token: TOKEN, onAppPort: false });
     const app = await startTestApp({ env });
     const metrics = new Metrics();
+    metrics.watch(new RedisAvailability(app.redis, createLogger('silent')));
     const listener = metrics.listener(TOKEN);
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
     try {
@@ -317,3 +323,39 @@ production('METRICS_TOKEN and METRICS_PORT are checked at start-up', () => {
 });
 
 production.run();
+
+realRedisSuite('latchkey_redis_up follows Redis, not the last request', (test) => {
+  test('read at each scrape: 0 when started while Redis is down, 1 once it is up, 0 when it stops while idle', async () => {
+    const server = await startRedisServer();
+    await server.stop(); // down from the start: nothing listens on its port yet
+    const redis = createRedisClient({ kind: 'url', url: server.url });
+    const app = await startTestApp({ redis });
+    try {
+      const never = await scrape(app);
+      assert.is(total(never, 'latchkey_redis_up'), 0, 'no Redis was ever seen');
+      assert.is(total(never, 'latchkey_redis_outages_total'), 1, 'the scrape began the outage');
+      assert.is(total(never, 'latchkey_redis_command_duration_seconds_count'), 0, 'no request was made');
+
+      await server.start();
+      let up: Sample[] = [];
+      await eventually(
+        async () => {
+          up = await scrape(app);
+          return total(up, 'latchkey_redis_up') === 1;
+        },
+        10_000,
+        'latchkey_redis_up to read 1 once Redis is up',
+      );
+      assert.is(total(up, 'latchkey_redis_outage_duration_seconds_count'), 1);
+
+      await server.stop(); // the server is idle: no request finds out
+      const idle = await scrape(app);
+      assert.is(total(idle, 'latchkey_redis_up'), 0, 'Redis stopped while no request was made');
+      assert.is(total(idle, 'latchkey_redis_outages_total'), 2);
+    } finally {
+      await app.close();
+      await closeRedis(redis);
+      await server.stop();
+    }
+  });
+});

@@ -17,17 +17,16 @@ import { REVOKING, toArray, toInt, toOptionalString } from './internal/script.js
 import {
   budgetArgs,
   DEFAULT_RECOVERY_TTL_MS,
-  lockedFor,
   MAX_RECOVERY_TTL_MS,
   MFA_METHODS,
   type MfaMethod,
   matchTotpStep,
-  parseInstants,
   recoveryDigest,
   resolveFailureBudget,
   TOTP_LAST_STEP_TTL_MS,
   totpFor,
 } from './internal/second-factor.js';
+import { parseInstants, waitFor } from './internal/sliding-log.js';
 import { userTag } from './keys.js';
 import { mfaBegin } from './lua/generated/mfa-begin.js';
 import { mfaPeek } from './lua/generated/mfa-peek.js';
@@ -476,7 +475,7 @@ export class MfaLogins {
         ok: false,
         reason: 'locked',
         userId,
-        retryAfterMs: lockedFor(failures, o.failureBudget, now),
+        retryAfterMs: waitFor(failures, o.failureBudget, now),
       });
     }
     if (status !== 5) throw new StoreFailedError('unexpected reply from mfa-verify');
@@ -487,7 +486,7 @@ export class MfaLogins {
     emitSafely(on, { type: 'mfa.failed', at: now, userId, method: attempt.method, loginId: parsed.id });
     if (burned) emitSafely(on, { type: 'mfa.token-burned', at: now, userId, loginId: parsed.id });
     if (locked) {
-      const retryAfterMs = lockedFor(failures, o.failureBudget, now);
+      const retryAfterMs = waitFor(failures, o.failureBudget, now);
       emitSafely(on, { type: 'mfa.locked', at: now, userId, retryAfterMs });
     }
     return Object.freeze({ ok: false, reason: 'invalid_code', userId, burned, locked });

@@ -9,7 +9,8 @@ import {
   type StoreContext,
   type StoreOptions,
 } from './internal/options.js';
-import { REVOKING, toArray, toInt, toOptionalString } from './internal/script.js';
+import { REVOKING, toArray, toInt } from './internal/script.js';
+import { parseInstants, waitFor } from './internal/sliding-log.js';
 import { codeIssue } from './lua/generated/code-issue.js';
 import { codeRevoke } from './lua/generated/code-revoke.js';
 import { codeVerify } from './lua/generated/code-verify.js';
@@ -441,24 +442,6 @@ function rawSubject(subject: unknown): string {
     throw new InvalidInputError(`subject must be at most ${MAX_IDENTIFIER_LENGTH} characters`);
   }
   return subject;
-}
-
-/** Instants from a script reply: a comma list of epoch-ms strings. */
-function parseInstants(value: unknown): number[] {
-  const text = toOptionalString(value) ?? '';
-  return text
-    .split(',')
-    .filter((s) => /^\d+$/.test(s))
-    .map(Number)
-    .sort((a, b) => a - b);
-}
-
-/** How long until fewer than `limit.max` of the sorted `instants` lie inside the window (≥ 1 ms). */
-function waitFor(instants: readonly number[], limit: CodeLimit, now: number): number {
-  const inside = instants.filter((at) => at > now - limit.windowMs);
-  const oldestThatMustLeave = inside[inside.length - limit.max];
-  if (oldestThatMustLeave === undefined) return 1;
-  return Math.max(1, oldestThatMustLeave + limit.windowMs - now);
 }
 
 function resolveOptions(options: OneTimeCodesOptions): Resolved {

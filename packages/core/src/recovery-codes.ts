@@ -13,13 +13,12 @@ import {
   budgetArgs,
   DEFAULT_RECOVERY_TTL_MS,
   formatRecoveryCode,
-  lockedFor,
   MAX_RECOVERY_TTL_MS,
-  parseInstants,
   RECOVERY_ALPHABET,
   RECOVERY_LENGTH,
   recoveryDigest,
 } from './internal/second-factor.js';
+import { parseInstants, waitFor } from './internal/sliding-log.js';
 import { userTag } from './keys.js';
 import { recoveryConsume } from './lua/generated/recovery-consume.js';
 import { recoveryCount } from './lua/generated/recovery-count.js';
@@ -169,7 +168,7 @@ export class RecoveryCodes {
       return Object.freeze({ ok: true, remaining });
     }
     const failures = parseInstants(reply[2]);
-    const retryAfterMs = lockedFor(failures, this.#failureBudget, now);
+    const retryAfterMs = waitFor(failures, this.#failureBudget, now);
     if (status === 2) return Object.freeze({ ok: false, reason: 'locked', retryAfterMs });
     if (status !== 1) throw new StoreFailedError('unexpected reply from recovery-consume');
     emitSafely(this.#ctx.onEvent, { type: 'mfa.failed', at: now, userId, method: 'recovery-code' });

@@ -5,13 +5,12 @@ import { resolveStoreOptions, type StoreContext, type StoreOptions } from './int
 import { REVOKING, toArray, toInt } from './internal/script.js';
 import {
   budgetArgs,
-  lockedFor,
   matchTotpStep,
-  parseInstants,
   TOTP_LAST_STEP_TTL_MS,
   TOTP_SECRET_BYTES,
   totpFor,
 } from './internal/second-factor.js';
+import { parseInstants, waitFor } from './internal/sliding-log.js';
 import { userTag } from './keys.js';
 import { totpCheck } from './lua/generated/totp-check.js';
 import { type MfaLogins, sharedFailureBudget } from './mfa-logins.js';
@@ -137,7 +136,7 @@ export class Totp {
     if (status === 0) return Object.freeze({ ok: true });
     if (status === 3) return Object.freeze({ ok: false, reason: 'invalid' }); // a replay: not counted
     const failures = parseInstants(reply[1]);
-    const retryAfterMs = lockedFor(failures, this.#failureBudget, now);
+    const retryAfterMs = waitFor(failures, this.#failureBudget, now);
     if (status === 2) return Object.freeze({ ok: false, reason: 'locked', retryAfterMs });
     if (status !== 1) throw new StoreFailedError('unexpected reply from totp-check');
     emitSafely(this.#ctx.onEvent, { type: 'mfa.failed', at: now, userId, method: 'totp' });

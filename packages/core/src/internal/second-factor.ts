@@ -4,7 +4,6 @@ import { InvalidInputError, InvalidOptionError } from '../errors.js';
 import type { CodeLimit } from '../one-time-codes.js';
 import { hmac } from './crypto.js';
 import { positiveInt } from './options.js';
-import { toOptionalString } from './script.js';
 
 /** A second factor a pending login may be completed with. */
 export type MfaMethod = 'totp' | 'recovery-code' | 'email';
@@ -37,24 +36,6 @@ export function resolveFailureBudget(value: CodeLimit | undefined): CodeLimit {
 /** @internal The ARGV of the failure budget: cutoff, max, record TTL. */
 export function budgetArgs(budget: CodeLimit, now: number): string[] {
   return [String(now - budget.windowMs), String(budget.max), String(budget.windowMs)];
-}
-
-/** @internal Instants from a script reply: a comma list of epoch-ms strings, sorted. */
-export function parseInstants(value: unknown): number[] {
-  const text = toOptionalString(value) ?? '';
-  return text
-    .split(',')
-    .filter((s) => /^\d+$/.test(s))
-    .map(Number)
-    .sort((a, b) => a - b);
-}
-
-/** @internal How long until fewer than `budget.max` failures lie inside the window (≥ 1 ms). */
-export function lockedFor(failures: readonly number[], budget: CodeLimit, now: number): number {
-  const inside = failures.filter((at) => at > now - budget.windowMs);
-  const oldestThatMustLeave = inside[inside.length - budget.max];
-  if (oldestThatMustLeave === undefined) return 1;
-  return Math.max(1, oldestThatMustLeave + budget.windowMs - now);
 }
 
 // ---------------------------------------------------------------------------------------------------

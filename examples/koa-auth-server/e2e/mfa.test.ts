@@ -1,7 +1,8 @@
 // Two-factor authentication through the example's page in a real headless Chromium: turn TOTP on in
 // the page (the QR code is an image the server drew, the key is shown as text), see the recovery codes
 // once, log out, log in with the password and a TOTP code computed here (otpauth), then with a
-// recovery code; the session records both factors (amr).
+// recovery code; the session records both factors (amr). A login step used up elsewhere ends the
+// second step in the page.
 //
 // Without Chromium the tests are skipped with a loud line, unless LATCHKEY_REQUIRE_BROWSER=1 or
 // CI=true, which turn that into a failure.
@@ -53,7 +54,7 @@ async function logInWithPassword(page: Page, email: string): Promise<void> {
 }
 
 browserTest(
-  'turn TOTP on in the page, then log in with password + TOTP, and with a recovery code',
+  'turn TOTP on in the page, then log in with password + TOTP, and with a recovery code; a used-up step ends',
   async () => {
     const page = await open();
     const email = `mfa-${randomBytes(4).toString('hex')}@example.test`;
@@ -148,6 +149,32 @@ browserTest(
     await page.click('#mfa-form button[type="submit"]');
     await waitNotice(page, /code is not valid/);
     assert.ok(await page.locator('#me-signed-out').isVisible());
+    assert.ok(await page.locator('#mfa-step').isVisible(), 'a wrong code keeps the second step');
+
+    // A login step used up elsewhere (finished in another tab, or by a double submission): the page's
+    // next try answers 401 invalid_mfa_token, which ends the second step; the page stays signed out.
+    await page.click('#mfa-cancel');
+    const answered = page.waitForResponse(
+      (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/auth/login',
+    );
+    await logInWithPassword(page, email);
+    const { mfaToken } = (await (await answered).json()) as { mfaToken: string };
+    await page.locator('#mfa-step').waitFor();
+    const elsewhere = await fetch(`${h.origin}/auth/login/mfa`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ mfaToken, method: 'recovery-code', code: recoveryCodes[1] }),
+    });
+    assert.is(elsewhere.status, 200, 'the step was completed outside the page');
+    await page.selectOption('#mfa-method', 'recovery-code');
+    await page.fill('#mfa-form input[name="code"]', recoveryCodes[2] ?? '');
+    await page.click('#mfa-form button[type="submit"]');
+    await waitNotice(page, /login step has expired or was used up/);
+    await page.locator('#mfa-step').waitFor({ state: 'hidden' });
+    assert.ok(await page.locator('#me-signed-out').isVisible());
+    // The page is back at the first step: the password starts a new second step.
+    await logInWithPassword(page, email);
+    await page.locator('#mfa-step').waitFor();
   },
 );
 

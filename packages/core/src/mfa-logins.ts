@@ -27,7 +27,7 @@ import {
   totpFor,
 } from './internal/second-factor.js';
 import { parseInstants, waitFor } from './internal/sliding-log.js';
-import { userTag } from './keys.js';
+import { type KeySpace, userTag } from './keys.js';
 import { mfaBegin } from './lua/generated/mfa-begin.js';
 import { mfaPeek } from './lua/generated/mfa-peek.js';
 import { mfaVerify } from './lua/generated/mfa-verify.js';
@@ -211,6 +211,9 @@ interface ParsedMfaToken {
 
 const STALE_DETAILS = { 1: 'unknown', 2: 'expired', 3: 'stale' } as const;
 
+/** The key prefix of every MfaLogins, for {@link sharedFailureBudget}: what makes one an MfaLogins. */
+const prefixes = new WeakMap<object, string>();
+
 /**
  * Two-step logins: after a correct password for an account with a second factor, {@link begin}
  * hands out a single-use `mfaToken` bound to the user, the instant the password check began and the
@@ -262,6 +265,7 @@ export class MfaLogins {
       throw new InvalidOptionError('codes must be a OneTimeCodes instance');
     }
     this.#codes = codes;
+    prefixes.set(this, this.#ctx.keys.prefix);
     this.#options = Object.freeze({
       ttlMs,
       maxAttempts,
@@ -527,13 +531,19 @@ export class MfaLogins {
  * three count into one record per user, so the budget is set once, on MfaLogins; a `failureBudget`
  * given to the others (an untyped caller, an old configuration) is refused rather than ignored.
  */
-export function sharedFailureBudget(options: { readonly mfa: MfaLogins }): CodeLimit {
+export function sharedFailureBudget(options: { readonly mfa: MfaLogins }, keys: KeySpace): CodeLimit {
   if ((options as { readonly failureBudget?: unknown }).failureBudget !== undefined) {
     throw new InvalidOptionError('failureBudget is set once, on the MfaLogins passed as mfa');
   }
-  const mfa: unknown = options.mfa;
-  if (!(mfa instanceof MfaLogins)) {
+  const mfa = options.mfa;
+  const prefix = prefixes.get(mfa);
+  if (prefix === undefined) {
     throw new InvalidOptionError('mfa must be the MfaLogins whose failure budget these checks share');
+  }
+  // Under another prefix the record (and the last accepted TOTP step) would be another one: the
+  // budget split in two, a code accepted once by each.
+  if (prefix !== keys.prefix) {
+    throw new InvalidOptionError(`mfa must use the same key prefix ("${prefix}", here "${keys.prefix}")`);
   }
   return mfa.failureBudget;
 }

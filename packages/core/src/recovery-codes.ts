@@ -50,7 +50,8 @@ export interface RecoveryCodesOptions extends StoreOptions {
   readonly ttlMs?: number;
   /**
    * The pending logins whose per-user second-factor failure budget {@link RecoveryCodes.consume}
-   * counts against (one budget per user, configured once: `MfaLoginsOptions.failureBudget`).
+   * counts against (one budget per user, configured once: `MfaLoginsOptions.failureBudget`), under
+   * the same `prefix`.
    */
   readonly mfa: MfaLogins;
 }
@@ -99,7 +100,7 @@ export class RecoveryCodes {
     if (this.#ttlMs > MAX_RECOVERY_TTL_MS) {
       throw new InvalidOptionError(`ttlMs must be at most ${MAX_RECOVERY_TTL_MS} ms`);
     }
-    this.#failureBudget = sharedFailureBudget(options);
+    this.#failureBudget = sharedFailureBudget(options, this.#ctx.keys);
   }
 
   /**

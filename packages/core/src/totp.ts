@@ -23,8 +23,8 @@ export interface TotpOptions extends StoreOptions {
   readonly issuer: string;
   /**
    * The pending logins whose per-user second-factor failure budget {@link Totp.verify} counts
-   * against (one budget per user, configured once: `MfaLoginsOptions.failureBudget`). While it is
-   * spent nothing is compared.
+   * against (one budget per user, configured once: `MfaLoginsOptions.failureBudget`), under the same
+   * `prefix`. While it is spent nothing is compared.
    */
   readonly mfa: MfaLogins;
 }
@@ -74,7 +74,7 @@ export class Totp {
       throw new InvalidOptionError('issuer must be 1 to 100 characters without ":"');
     }
     this.#issuer = issuer;
-    this.#failureBudget = sharedFailureBudget(options);
+    this.#failureBudget = sharedFailureBudget(options, this.#ctx.keys);
   }
 
   /**

@@ -32,6 +32,7 @@ unit('rejects each broken option with InvalidOptionError naming it', () => {
     [{ ttlMs: 20 * 366 * DAY }, 'ttlMs'],
     [{ mfa: undefined as unknown as MfaLogins }, 'mfa'],
     [{ mfa: { failureBudget: { max: 1, windowMs: DAY } } as MfaLogins }, 'mfa'],
+    [{ prefix: 'other' }, 'mfa must use the same key prefix'],
     // The budget is the MfaLogins' alone: a second one here is refused, not silently ignored.
     [{ failureBudget: { max: 3, windowMs: DAY } } as Partial<RecoveryCodesOptions>, 'failureBudget'],
   ];

@@ -87,6 +87,12 @@ unit('rejects a missing or malformed issuer, a missing mfa and a budget of its o
       (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith('mfa'),
     );
   }
+  // Under another prefix the budget and the last accepted step would be other records.
+  assert.throws(
+    () => new Totp({ redis: fakeRedis, issuer: 'x', mfa: fakeMfa, prefix: 'other' }),
+    (e: unknown) =>
+      e instanceof InvalidOptionError && e.message.startsWith('mfa must use the same key prefix'),
+  );
   // The budget is the MfaLogins' alone: a second one here is refused, not silently ignored.
   const own = { redis: fakeRedis, issuer: 'x', mfa: fakeMfa, failureBudget: { max: 3, windowMs: DAY } };
   assert.throws(

@@ -188,7 +188,10 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         // A node told to replicate itself would wait for a link that never comes up.
         let master = port;
         await waitFor(
-          async () => (master = await masterPort()) !== port,
+          async () => {
+            master = await masterPort();
+            return master !== port;
+          },
           `Sentinel naming a master other than the killed node on ${port}`,
           30_000,
         );

@@ -1,21 +1,10 @@
+import { seededRandom as prng } from '@latchkey/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { signUp, startTestApp, type TestApp } from './helpers.js';
 
 // A seeded fuzz of everything a client controls — bodies, types, tokens, cookies, headers, paths —
 // on every route: the answer is never a 5xx, and the server keeps serving.
-
-/** mulberry32: small, fast and reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20250601);
 const ROUNDS = Number(process.env['FUZZ_ROUNDS'] ?? 700);

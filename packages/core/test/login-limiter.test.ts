@@ -1,4 +1,4 @@
-import { TestClock } from '@latchkey/testing';
+import { seededRandom, TestClock } from '@latchkey/testing';
 import { type BackendContext, backendSuite, realRedisSuite } from '@latchkey/testing/backends';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -51,18 +51,6 @@ async function succeed(limiter: LoginLimiter, identifier: string, ip: string): P
   const result = await limiter.check(identifier, ip);
   assert.ok(result.allowed, `expected an allowed attempt for ${identifier} from ${ip}`);
   await limiter.settle(result.reservation as LoginReservation, 'success');
-}
-
-/** A deterministic PRNG (mulberry32), so a failing random sequence can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** Removes one reservation made at `at` from a model log, if it is there. */

@@ -20,5 +20,6 @@ export {
   startRedisServer,
 } from './redis-server.js';
 export { countRoundTrips, type RoundTripCounter } from './round-trips.js';
+export { seededRandom } from './seeded-random.js';
 export { type RedisSentinelHandle, type RedisSentinelOptions, startRedisSentinel } from './sentinel.js';
 export { realNow, TestClock, type TestClockOptions } from './test-clock.js';

@@ -61,6 +61,27 @@ args('bad arguments exit 2 with one reason and the usage, never a stack', async 
   });
 });
 
+args(
+  'a session id that begins with "-" is an argument, not an option; other values go after --',
+  async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const runs = await Promise.all([
+      runCli(['sessions', 'revoke', 'u1', `-${'A'.repeat(21)}`, '--redis', url]),
+      runCli(['sessions', 'revoke', 'u1', `--${'b'.repeat(20)}`, '--redis', url]),
+      runCli(['sessions', 'list', '--redis', url, '--', '-u1']),
+      runCli(['sessions', 'revoke', '--redis', url, 'u1', '--', `-${'C'.repeat(21)}`]),
+    ]);
+    for (const run of runs) {
+      // Parsed as meant: the command went on to Redis (unreachable here), no usage error.
+      assert.is(run.code, 1, run.stderr);
+      assert.match(run.stderr, /^latchkey: cannot reach /);
+    }
+    const misspelt = await runCli(['sessions', 'revoke', 'u1', '-x', '--redis', url]);
+    assert.is(misspelt.code, 2);
+    assert.match(misspelt.stderr, /Unknown option '-x'/);
+  },
+);
+
 args('an unreachable Redis is one clear line and exit 1', async () => {
   const port = await freePort();
   const runs = await Promise.all([

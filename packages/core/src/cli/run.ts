@@ -30,6 +30,8 @@ Users
   tokens revoke-before <userId> [--json]
                                      ends every session, refresh and access token of the user issued
                                      before now (the same call as sessions revoke --all)
+                                     (a session id may begin with -; a user id that does goes
+                                     after --, e.g. sessions list --redis <url> -- -u1)
 Where (every command but keys)
   --redis <url>                      a redis:// or rediss:// URL (default: REDIS_URL)
   --cluster <host:port,…>            Redis Cluster start-up nodes (default: REDIS_CLUSTER)
@@ -74,10 +76,11 @@ function parse(
   args: readonly string[],
   extra: Record<string, { type: 'string' | 'boolean' }> = {},
 ): { values: Values; positionals: string[] } {
+  const options = { ...WHERE, ...extra };
   try {
     const { values, positionals } = parseArgs({
-      args: [...args],
-      options: { ...WHERE, ...extra },
+      args: sessionIdsAsValues(args, options),
+      options,
       allowPositionals: true,
       strict: true,
     });
@@ -88,6 +91,36 @@ function parse(
     // parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes and a one-line message.
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
+}
+
+/**
+ * A session id is random base64url and begins with `-` one time in 32: `sessions revoke u1 -Xf…`
+ * must not read it as an unknown option. Arguments of a session id's shape that name no option (and
+ * are not the value of one) move behind `--`, in order; anything else starting with `-` stays an
+ * option, so a misspelt one is still refused (a user id that begins with `-` goes after `--`).
+ */
+function sessionIdsAsValues(
+  args: readonly string[],
+  options: Record<string, { type: 'string' | 'boolean' }>,
+): string[] {
+  const flags: string[] = [];
+  const values: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') {
+      values.push(...args.slice(i + 1));
+      break;
+    }
+    const option = arg === '-h' ? options['help'] : options[/^--([^=]+)/.exec(arg)?.[1] ?? ''];
+    if (option?.type === 'string' && !arg.includes('=') && i + 1 < args.length) {
+      flags.push(arg, args[++i] as string); // an option's value, whatever it looks like
+    } else if (arg.startsWith('-') && (option !== undefined || !isSessionId(arg))) {
+      flags.push(arg);
+    } else {
+      values.push(arg);
+    }
+  }
+  return [...flags, '--', ...values];
 }
 
 function expect(positionals: readonly string[], count: number, what: string): void {

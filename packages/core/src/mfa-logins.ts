@@ -211,8 +211,11 @@ interface ParsedMfaToken {
 
 const STALE_DETAILS = { 1: 'unknown', 2: 'expired', 3: 'stale' } as const;
 
-/** The key prefix of every MfaLogins, for {@link sharedFailureBudget}: what makes one an MfaLogins. */
-const prefixes = new WeakMap<object, string>();
+/**
+ * Where every MfaLogins counts and what it allows, for {@link sharedFailureBudget}: what makes one an
+ * MfaLogins (kept here, not read through its public getter, which a subclass could override).
+ */
+const budgets = new WeakMap<object, { prefix: string; redis: object; budget: CodeLimit }>();
 
 /**
  * Two-step logins: after a correct password for an account with a second factor, {@link begin}
@@ -265,12 +268,16 @@ export class MfaLogins {
       throw new InvalidOptionError('codes must be a OneTimeCodes instance');
     }
     this.#codes = codes;
-    prefixes.set(this, this.#ctx.keys.prefix);
     this.#options = Object.freeze({
       ttlMs,
       maxAttempts,
       failureBudget: resolveFailureBudget(options.failureBudget),
       recoveryCodeTtlMs,
+    });
+    budgets.set(this, {
+      prefix: this.#ctx.keys.prefix,
+      redis: options.redis,
+      budget: this.#options.failureBudget,
     });
   }
 
@@ -531,21 +538,28 @@ export class MfaLogins {
  * three count into one record per user, so the budget is set once, on MfaLogins; a `failureBudget`
  * given to the others (an untyped caller, an old configuration) is refused rather than ignored.
  */
-export function sharedFailureBudget(options: { readonly mfa: MfaLogins }, keys: KeySpace): CodeLimit {
+export function sharedFailureBudget(
+  options: { readonly mfa: MfaLogins; readonly redis: object },
+  keys: KeySpace,
+): CodeLimit {
   if ((options as { readonly failureBudget?: unknown }).failureBudget !== undefined) {
     throw new InvalidOptionError('failureBudget is set once, on the MfaLogins passed as mfa');
   }
-  const mfa = options.mfa;
-  const prefix = prefixes.get(mfa);
-  if (prefix === undefined) {
+  const shared = budgets.get(options.mfa);
+  if (shared === undefined) {
     throw new InvalidOptionError('mfa must be the MfaLogins whose failure budget these checks share');
   }
-  // Under another prefix the record (and the last accepted TOTP step) would be another one: the
-  // budget split in two, a code accepted once by each.
-  if (prefix !== keys.prefix) {
-    throw new InvalidOptionError(`mfa must use the same key prefix ("${prefix}", here "${keys.prefix}")`);
+  // Under another prefix, or on another Redis, the record (and the last accepted TOTP step) would be
+  // another one: the budget split in two, a code accepted once by each.
+  if (shared.prefix !== keys.prefix) {
+    throw new InvalidOptionError(
+      `mfa must use the same key prefix ("${shared.prefix}", here "${keys.prefix}")`,
+    );
   }
-  return mfa.failureBudget;
+  if (shared.redis !== options.redis) {
+    throw new InvalidOptionError('mfa must use the same Redis client (the same `redis` object)');
+  }
+  return shared.budget;
 }
 
 /** The OneTimeCodes target of a pending login's email code: bound to its id. */

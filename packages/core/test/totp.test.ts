@@ -1,3 +1,4 @@
+import { createFakeRedis } from '@latchkey/testing';
 import { type BackendContext, backendSuite } from '@latchkey/testing/backends';
 import { Secret, TOTP, URI } from 'otpauth';
 import { suite } from 'uvu';
@@ -74,7 +75,7 @@ unit('builds an otpauth URI with the issuer, the account and the contract parame
   );
 });
 
-unit('rejects a missing or malformed issuer, a missing mfa and a budget of its own', () => {
+unit('rejects a missing or malformed issuer, a missing mfa and a budget of its own', async () => {
   for (const issuer of ['', 'a:b', 'x'.repeat(101), 5]) {
     assert.throws(
       () => new Totp({ redis: fakeRedis, issuer: issuer as string, mfa: fakeMfa }),
@@ -93,6 +94,26 @@ unit('rejects a missing or malformed issuer, a missing mfa and a budget of its o
     (e: unknown) =>
       e instanceof InvalidOptionError && e.message.startsWith('mfa must use the same key prefix'),
   );
+  // On another Redis client (another server, another db) the records would split the same way.
+  const otherRedis = { defineCommand() {} } as unknown as TotpOptions['redis'];
+  assert.throws(
+    () => new Totp({ redis: otherRedis, issuer: 'x', mfa: fakeMfa }),
+    (e: unknown) => e instanceof InvalidOptionError && e.message.startsWith('mfa must use the same Redis'),
+  );
+  // The budget enforced is the one MfaLogins resolved, not whatever its public getter answers.
+  class Lenient extends MfaLogins {
+    override get failureBudget() {
+      return { max: 1000, windowMs: 1000 };
+    }
+  }
+  const redis = createFakeRedis();
+  const lenient = new Lenient({ redis, secret, failureBudget: { max: 1, windowMs: DAY } });
+  const guarded = new Totp({ redis, issuer: 'x', mfa: lenient });
+  const s = Totp.generateSecret();
+  assert.equal(await guarded.verify('eve', s, '000000'), { ok: false, reason: 'invalid' });
+  const second = await guarded.verify('eve', s, '000000');
+  assert.is(second.ok === false && second.reason, 'locked', 'the resolved budget of 1 locks the second try');
+  redis.disconnect();
   // The budget is the MfaLogins' alone: a second one here is refused, not silently ignored.
   const own = { redis: fakeRedis, issuer: 'x', mfa: fakeMfa, failureBudget: { max: 3, windowMs: DAY } };
   assert.throws(

@@ -71,10 +71,13 @@ export class RedisAvailability extends EventEmitter<{ change: [AvailabilityChang
    */
   async check(): Promise<boolean> {
     if (!this.#up) return false;
+    const seen = this.#transitions;
     const error = await this.#ping();
     if (error === null) return true;
-    if (this.#up) this.#wentDown(error);
-    return false;
+    // Only evidence newer than every transition counts: a PING sent before an outage that the probe
+    // has since seen end must not begin a second one.
+    if (this.#up && this.#transitions === seen) this.#wentDown(error);
+    return this.#up;
   }
 
   /** Stops probing (the app is closing). */

@@ -359,3 +359,34 @@ realRedisSuite('latchkey_redis_up follows Redis, not the last request', (test) =
     }
   });
 });
+
+const availability = suite('RedisAvailability.check');
+
+availability(
+  'a PING sent before an outage that failed after its recovery begins no second outage',
+  async () => {
+    // A Redis stand-in whose PINGs answer when the test says.
+    const pings: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+    const redis = {
+      ping: () => new Promise<void>((resolve, reject) => pings.push({ resolve, reject })),
+    } as unknown as ConstructorParameters<typeof RedisAvailability>[0];
+    const watched = new RedisAvailability(redis, createLogger('silent'));
+    const changes: boolean[] = [];
+    watched.on('change', (change: { up: boolean }) => changes.push(change.up));
+    try {
+      const scrape = watched.check(); // PING 1 in flight while Redis is up
+      watched.failed(new Error('a request failed')); // the outage begins; the probe PINGs every 500 ms
+      await eventually(async () => pings.length >= 2, 3000, 'the probe pinged');
+      pings[1]?.resolve(); // the probe sees Redis back
+      await eventually(async () => watched.up, 3000, 'recovered');
+      pings[0]?.reject(new Error('Connection is closed.')); // the scrape's stale PING fails late
+      assert.is(await scrape, true, 'the scrape reports what is known now');
+      assert.is(watched.up, true);
+      assert.equal(changes, [false, true], 'one outage, not two');
+    } finally {
+      watched.close();
+    }
+  },
+);
+
+availability.run();

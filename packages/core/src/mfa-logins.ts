@@ -66,8 +66,10 @@ export interface MfaLoginsOptions extends StoreOptions {
    */
   readonly failureBudget?: CodeLimit;
   /**
-   * The TTL of the user's recovery-code set, refreshed by every successful second-factor login (give
-   * it the value of {@link RecoveryCodesOptions.ttlMs}), in ms.
+   * The TTL of the user's recovery-code set, in ms (every key has one): refreshed by
+   * {@link RecoveryCodes.replace}, by every successful use and by every successful second-factor login.
+   * Set here once; the {@link RecoveryCodes} given this instance as `mfa` use it. A user who does none
+   * of these for that long loses the set: show {@link RecoveryCodes.remaining} and offer a new one.
    * @default 31_536_000_000 (365 days)
    */
   readonly recoveryCodeTtlMs?: number;
@@ -212,10 +214,18 @@ interface ParsedMfaToken {
 const STALE_DETAILS = { 1: 'unknown', 2: 'expired', 3: 'stale' } as const;
 
 /**
- * Where every MfaLogins counts and what it allows, for {@link sharedFailureBudget}: what makes one an
+ * Where every MfaLogins counts and what it allows, for {@link sharedSecondFactor}: what makes one an
  * MfaLogins (kept here, not read through its public getter, which a subclass could override).
  */
-const budgets = new WeakMap<object, { prefix: string; redis: object; budget: CodeLimit }>();
+const shared = new WeakMap<object, { prefix: string; redis: object } & SharedSecondFactor>();
+
+/** @internal What {@link Totp} and {@link RecoveryCodes} take from their `mfa`. */
+export interface SharedSecondFactor {
+  /** The per-user failure budget all three count into. */
+  readonly failureBudget: CodeLimit;
+  /** The TTL of a user's recovery-code set, which MfaLogins refreshes too. */
+  readonly recoveryCodeTtlMs: number;
+}
 
 /**
  * Two-step logins: after a correct password for an account with a second factor, {@link begin}
@@ -274,10 +284,11 @@ export class MfaLogins {
       failureBudget: resolveFailureBudget(options.failureBudget),
       recoveryCodeTtlMs,
     });
-    budgets.set(this, {
+    shared.set(this, {
       prefix: this.#ctx.keys.prefix,
       redis: options.redis,
-      budget: this.#options.failureBudget,
+      failureBudget: this.#options.failureBudget,
+      recoveryCodeTtlMs,
     });
   }
 
@@ -534,32 +545,36 @@ export class MfaLogins {
 }
 
 /**
- * @internal The failure budget a {@link Totp} or {@link RecoveryCodes} enforces: its `mfa`'s. The
- * three count into one record per user, so the budget is set once, on MfaLogins; a `failureBudget`
- * given to the others (an untyped caller, an old configuration) is refused rather than ignored.
+ * @internal What a {@link Totp} or {@link RecoveryCodes} enforces: its `mfa`'s failure budget and
+ * recovery-set TTL. The three count into one record per user and refresh one set, so these are set
+ * once, on MfaLogins; the same option given to the others (`failureBudget`, or RecoveryCodes'
+ * `ttlMs`; an untyped caller, an old configuration) is refused rather than ignored.
  */
-export function sharedFailureBudget(
+export function sharedSecondFactor(
   options: { readonly mfa: MfaLogins; readonly redis: object },
   keys: KeySpace,
-): CodeLimit {
-  if ((options as { readonly failureBudget?: unknown }).failureBudget !== undefined) {
-    throw new InvalidOptionError('failureBudget is set once, on the MfaLogins passed as mfa');
+  own: readonly { name: string; instead: string }[] = [],
+): SharedSecondFactor {
+  for (const { name, instead } of [{ name: 'failureBudget', instead: 'failureBudget' }, ...own]) {
+    if ((options as unknown as Record<string, unknown>)[name] !== undefined) {
+      throw new InvalidOptionError(`${name} is set once, on the MfaLogins passed as mfa (${instead})`);
+    }
   }
-  const shared = budgets.get(options.mfa);
-  if (shared === undefined) {
+  const found = shared.get(options.mfa);
+  if (found === undefined) {
     throw new InvalidOptionError('mfa must be the MfaLogins whose failure budget these checks share');
   }
   // Under another prefix, or on another Redis, the record (and the last accepted TOTP step) would be
   // another one: the budget split in two, a code accepted once by each.
-  if (shared.prefix !== keys.prefix) {
+  if (found.prefix !== keys.prefix) {
     throw new InvalidOptionError(
-      `mfa must use the same key prefix ("${shared.prefix}", here "${keys.prefix}")`,
+      `mfa must use the same key prefix ("${found.prefix}", here "${keys.prefix}")`,
     );
   }
-  if (shared.redis !== options.redis) {
+  if (found.redis !== options.redis) {
     throw new InvalidOptionError('mfa must use the same Redis client (the same `redis` object)');
   }
-  return shared.budget;
+  return { failureBudget: found.failureBudget, recoveryCodeTtlMs: found.recoveryCodeTtlMs };
 }
 
 /** The OneTimeCodes target of a pending login's email code: bound to its id. */

@@ -11,9 +11,7 @@ import {
 import { REVOKING, toArray, toInt } from './internal/script.js';
 import {
   budgetArgs,
-  DEFAULT_RECOVERY_TTL_MS,
   formatRecoveryCode,
-  MAX_RECOVERY_TTL_MS,
   RECOVERY_ALPHABET,
   RECOVERY_LENGTH,
   recoveryDigest,
@@ -24,7 +22,7 @@ import { recoveryConsume } from './lua/generated/recovery-consume.js';
 import { recoveryCount } from './lua/generated/recovery-count.js';
 import { recoveryRemove } from './lua/generated/recovery-remove.js';
 import { recoveryReplace } from './lua/generated/recovery-replace.js';
-import { type MfaLogins, sharedFailureBudget } from './mfa-logins.js';
+import { type MfaLogins, sharedSecondFactor } from './mfa-logins.js';
 import type { CodeLimit } from './one-time-codes.js';
 import type { ServerSecret } from './secret.js';
 import { checkUserId } from './sessions.js';
@@ -40,14 +38,6 @@ export interface RecoveryCodesOptions extends StoreOptions {
    * @default 10
    */
   readonly count?: number;
-  /**
-   * The TTL of a user's set, in ms (every key has one): refreshed by {@link RecoveryCodes.replace},
-   * by every successful use, and by every successful second-factor login through {@link MfaLogins}
-   * (give it the same `recoveryCodeTtlMs`). A user who does none of these for that long loses the set:
-   * show {@link RecoveryCodes.remaining} and offer a new set.
-   * @default 31_536_000_000 (365 days)
-   */
-  readonly ttlMs?: number;
   /**
    * The pending logins whose per-user second-factor failure budget {@link RecoveryCodes.consume}
    * counts against (one budget per user, configured once: `MfaLoginsOptions.failureBudget`), under
@@ -96,11 +86,11 @@ export class RecoveryCodes {
     this.#key = requireSecret(options.secret).derive('recovery-code-hmac');
     this.#count = positiveInt('count', options.count, 10);
     if (this.#count > MAX_COUNT) throw new InvalidOptionError(`count must be at most ${MAX_COUNT}`);
-    this.#ttlMs = positiveInt('ttlMs', options.ttlMs, DEFAULT_RECOVERY_TTL_MS, 60_000);
-    if (this.#ttlMs > MAX_RECOVERY_TTL_MS) {
-      throw new InvalidOptionError(`ttlMs must be at most ${MAX_RECOVERY_TTL_MS} ms`);
-    }
-    this.#failureBudget = sharedFailureBudget(options, this.#ctx.keys);
+    const settings = sharedSecondFactor(options, this.#ctx.keys, [
+      { name: 'ttlMs', instead: 'recoveryCodeTtlMs' },
+    ]);
+    this.#ttlMs = settings.recoveryCodeTtlMs;
+    this.#failureBudget = settings.failureBudget;
   }
 
   /**

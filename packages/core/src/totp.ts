@@ -13,7 +13,7 @@ import {
 import { parseInstants, waitFor } from './internal/sliding-log.js';
 import { userTag } from './keys.js';
 import { totpCheck } from './lua/generated/totp-check.js';
-import { type MfaLogins, sharedFailureBudget } from './mfa-logins.js';
+import { type MfaLogins, sharedSecondFactor } from './mfa-logins.js';
 import type { CodeLimit } from './one-time-codes.js';
 import { checkUserId } from './sessions.js';
 
@@ -74,7 +74,7 @@ export class Totp {
       throw new InvalidOptionError('issuer must be 1 to 100 characters without ":"');
     }
     this.#issuer = issuer;
-    this.#failureBudget = sharedFailureBudget(options, this.#ctx.keys);
+    this.#failureBudget = sharedSecondFactor(options, this.#ctx.keys).failureBudget;
   }
 
   /**

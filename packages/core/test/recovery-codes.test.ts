@@ -28,8 +28,8 @@ unit('rejects each broken option with InvalidOptionError naming it', () => {
   const cases: Array<[Partial<RecoveryCodesOptions>, string]> = [
     [{ count: 0 }, 'count'],
     [{ count: 101 }, 'count'],
-    [{ ttlMs: 10 }, 'ttlMs'],
-    [{ ttlMs: 20 * 366 * DAY }, 'ttlMs'],
+    // The set's TTL is the MfaLogins' too (recoveryCodeTtlMs): MfaLogins refreshes the same set.
+    [{ ttlMs: DAY } as Partial<RecoveryCodesOptions>, 'ttlMs is set once, on the MfaLogins'],
     [{ mfa: undefined as unknown as MfaLogins }, 'mfa'],
     [{ mfa: { failureBudget: { max: 1, windowMs: DAY } } as MfaLogins }, 'mfa'],
     [{ prefix: 'other' }, 'mfa must use the same key prefix'],
@@ -69,6 +69,15 @@ backendSuite('RecoveryCodes', (test) => {
     const pttl = await ctx.redis.pttl((dump[0] as { key: string }).key);
     assert.ok(pttl > 364 * DAY && pttl <= 365 * DAY, `pttl ${pttl}`);
     assert.is(await recovery.remaining('ada'), 10);
+  });
+
+  test("the set lives for the mfa's recoveryCodeTtlMs, the TTL its second-factor logins refresh", async (ctx) => {
+    const store = { redis: ctx.redis, clock: ctx.clock, prefix: ctx.prefix, secret };
+    const mfa = new MfaLogins({ ...store, recoveryCodeTtlMs: 2 * DAY });
+    await new RecoveryCodes({ ...store, mfa }).replace('ada');
+    const dump = await ctx.dump();
+    const pttl = await ctx.redis.pttl((dump[0] as { key: string }).key);
+    assert.ok(pttl > DAY && pttl <= 2 * DAY, `pttl ${pttl}`);
   });
 
   test('replace() invalidates the old set at once', async (ctx) => {

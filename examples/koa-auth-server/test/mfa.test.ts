@@ -42,12 +42,17 @@ interface TotpUser extends SignedUp {
   readonly recoveryCodes: string[];
 }
 
+/** A test's time: a route suite's clock, or a backend suite's clock with its `advance` (TTLs move too). */
+interface Time {
+  now(): number;
+  advance(ms: number): unknown;
+}
+
 /** Signs up on `client` and turns TOTP on through setup + confirm; the clock then moves one step on. */
 async function totpUser(
   app: TestApp,
   client: Client,
-  now: () => number,
-  advance: (ms: number) => unknown,
+  time: Time,
   options: { verified?: boolean } = {},
 ): Promise<TotpUser> {
   const user = await signUp(client);
@@ -58,10 +63,12 @@ async function totpUser(
   }
   const setup = await client.post('/auth/mfa/totp/setup');
   assert.is(setup.status, 200, setup.text);
-  const confirmed = await client.post('/auth/mfa/totp/confirm', { code: totpCode(setup.body.secret, now()) });
+  const confirmed = await client.post('/auth/mfa/totp/confirm', {
+    code: totpCode(setup.body.secret, time.now()),
+  });
   assert.is(confirmed.status, 200, confirmed.text);
   // The confirmation's step is spent: a login code comes from the next one.
-  await advance(STEP);
+  await time.advance(STEP);
   return { ...user, secret: setup.body.secret, recoveryCodes: confirmed.body.recoveryCodes };
 }
 
@@ -72,6 +79,15 @@ async function passwordStep(client: Client, user: SignedUp): Promise<string> {
   assert.is(reply.body.mfaRequired, true);
   assert.type(reply.body.mfaToken, 'string');
   return reply.body.mfaToken;
+}
+
+/** The second step of a pending login with `user`'s TOTP code of the current step. */
+function totpStep(client: Client, mfaToken: string, user: TotpUser, time: Time): Promise<Reply> {
+  return client.post('/auth/login/mfa', {
+    mfaToken,
+    method: 'totp',
+    code: totpCode(user.secret, time.now()),
+  });
 }
 
 // --- TOTP setup and confirmation --------------------------------------------------------------------
@@ -179,12 +195,7 @@ setup(
       );
     }
     const client = app.client();
-    await totpUser(
-      app,
-      client,
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    await totpUser(app, client, clock);
     clock.advance(11 * MINUTE);
     for (const [method, path] of [
       ['DELETE', '/auth/mfa/totp'],
@@ -204,24 +215,10 @@ setup(
   'disable with a TOTP code or a recovery code: 204, TOTP off, other sessions revoked; a bad code is 400',
   async ({ app, clock }) => {
     const client = app.client();
-    const user = await totpUser(
-      app,
-      client,
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, client, clock);
     const other = app.client();
     const token = await passwordStep(other, user);
-    assert.is(
-      (
-        await other.post('/auth/login/mfa', {
-          mfaToken: token,
-          method: 'totp',
-          code: totpCode(user.secret, clock.now()),
-        })
-      ).status,
-      200,
-    );
+    assert.is((await totpStep(other, token, user, clock)).status, 200);
     clock.advance(STEP);
     for (const code of ['000000', 'AAAA-BBBB-CCCC-DDDD', '１２３４５６', '']) {
       assertRefused(await client.delete('/auth/mfa/totp', { json: { code } }), 400, 'invalid_code');
@@ -259,12 +256,7 @@ setup(
     const plain = app.client();
     await signUp(plain);
     assertRefused(await plain.post('/auth/mfa/recovery-codes'), 404, 'not_found');
-    const user = await totpUser(
-      app,
-      client,
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, client, clock);
     const reply = await client.post('/auth/mfa/recovery-codes');
     assert.is(reply.status, 200);
     assert.is(reply.body.recoveryCodes.length, 10);
@@ -316,12 +308,7 @@ const limited = routeSuite('the password step of a TOTP account and the login li
 });
 
 limited('counts its failures and its success exactly as a login does', async ({ app, clock }) => {
-  const user = await totpUser(
-    app,
-    app.client(),
-    () => clock.now(),
-    (ms) => clock.advance(ms),
-  );
+  const user = await totpUser(app, app.client(), clock);
   const client = app.client();
   const wrong = () => client.post('/auth/login', { email: user.email, password: 'not the password' });
   assertRefused(await wrong(), 401, 'invalid_credentials');
@@ -343,12 +330,7 @@ const login = routeSuite('POST /auth/login with TOTP, POST /auth/login/mfa');
 login(
   'a correct password answers mfaRequired with an mfaToken: no tokens, no cookie',
   async ({ app, clock }) => {
-    const user = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, app.client(), clock);
     const client = app.client();
     const reply = await client.post('/auth/login', { email: user.email, password: user.password });
     assert.is(reply.status, 200);
@@ -369,21 +351,12 @@ login(
 login(
   'the TOTP step logs in: the login shape, the cookie, amr [pwd, otp, mfa], a fresh session',
   async ({ app, clock }) => {
-    const user = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, app.client(), clock);
     clock.advance(4 * MINUTE);
     const client = app.client();
     const mfaToken = await passwordStep(client, user);
     clock.advance(4 * MINUTE);
-    const reply = await client.post('/auth/login/mfa', {
-      mfaToken,
-      method: 'totp',
-      code: totpCode(user.secret, clock.now()),
-    });
+    const reply = await totpStep(client, mfaToken, user, clock);
     assert.is(reply.status, 200, reply.text);
     assert.equal(Object.keys(reply.body).sort(), ['accessToken', 'expiresIn', 'refreshToken', 'tokenType']);
     assert.ok(client.jar.has('sid'));
@@ -401,27 +374,14 @@ login(
     );
     // The mfaToken is spent.
     clock.advance(STEP);
-    assertRefused(
-      await client.post('/auth/login/mfa', {
-        mfaToken,
-        method: 'totp',
-        code: totpCode(user.secret, clock.now()),
-      }),
-      401,
-      'invalid_mfa_token',
-    );
+    assertRefused(await totpStep(client, mfaToken, user, clock), 401, 'invalid_mfa_token');
   },
 );
 
 login(
   'a TOTP code is accepted once: not again, not an earlier step, not through another mfaToken',
   async ({ app, clock }) => {
-    const user = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, app.client(), clock);
     const code = totpCode(user.secret, clock.now());
     const earlier = totpCode(user.secret, clock.now() - STEP);
     const first = app.client();
@@ -459,12 +419,7 @@ login(
 login(
   'codes two steps away, letters, 7 digits, unicode digits and empty codes are 400 invalid_code',
   async ({ app, clock }) => {
-    const user = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, app.client(), clock);
     const client = app.client();
     const bad = [
       totpCode(user.secret, clock.now() - 2 * STEP),
@@ -498,12 +453,7 @@ login(
 login(
   'malformed requests are 400 invalid_request and spend no attempt; an unknown token is 401',
   async ({ app, clock }) => {
-    const user = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, app.client(), clock);
     const client = app.client();
     const mfaToken = await passwordStep(client, user);
     const code = totpCode(user.secret, clock.now());
@@ -548,12 +498,7 @@ login(
 login(
   'the 5th wrong code burns the mfaToken; the 11th failure across tokens locks the account',
   async ({ app, clock }) => {
-    const user = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, app.client(), clock);
     const client = app.client();
     const first = await passwordStep(client, user);
     for (let i = 0; i < 5; i++) {
@@ -592,36 +537,18 @@ login(
 );
 
 login('an mfaToken expires after 5 minutes', async ({ app, clock }) => {
-  const user = await totpUser(
-    app,
-    app.client(),
-    () => clock.now(),
-    (ms) => clock.advance(ms),
-  );
+  const user = await totpUser(app, app.client(), clock);
   const client = app.client();
   const mfaToken = await passwordStep(client, user);
   clock.advance(5 * MINUTE + 1);
-  assertRefused(
-    await client.post('/auth/login/mfa', {
-      mfaToken,
-      method: 'totp',
-      code: totpCode(user.secret, clock.now()),
-    }),
-    401,
-    'invalid_mfa_token',
-  );
+  assertRefused(await totpStep(client, mfaToken, user, clock), 401, 'invalid_mfa_token');
 });
 
 login(
   "a password reset, a password change and logout-all spend the user's mfaTokens",
   async ({ app, clock }) => {
     const owner = app.client();
-    const user = await totpUser(
-      app,
-      owner,
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, owner, clock);
     const attacker = app.client();
     const code = () => totpCode(user.secret, clock.now());
 
@@ -686,18 +613,8 @@ login(
 login(
   "a recovery code completes a login once; another account's mfaToken does not take this account's code",
   async ({ app, clock }) => {
-    const alice = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
-    const bob = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const alice = await totpUser(app, app.client(), clock);
+    const bob = await totpUser(app, app.client(), clock);
     const client = app.client();
     const bobs = await passwordStep(client, bob);
     assertRefused(
@@ -731,13 +648,7 @@ login(
 login(
   'a verified address adds the email method: a 2fa code goes to the outbox and completes only its own login',
   async ({ app, clock }) => {
-    const user = await totpUser(
-      app,
-      app.client(),
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-      { verified: true },
-    );
+    const user = await totpUser(app, app.client(), clock, { verified: true });
     const client = app.client();
     const reply = await client.post('/auth/login', { email: user.email, password: user.password });
     assert.equal(reply.body.methods, ['totp', 'recovery-code', 'email']);
@@ -768,12 +679,7 @@ login(
 );
 
 login('the email method is refused for an unverified address', async ({ app, clock }) => {
-  const user = await totpUser(
-    app,
-    app.client(),
-    () => clock.now(),
-    (ms) => clock.advance(ms),
-  );
+  const user = await totpUser(app, app.client(), clock);
   const client = app.client();
   const mfaToken = await passwordStep(client, user);
   assertRefused(await client.post('/auth/login/mfa/email', { mfaToken }), 401, 'invalid_mfa_token');
@@ -787,13 +693,7 @@ login(
   'a passkey satisfies the second factor: a TOTP account signs in with one in one step',
   async ({ app, clock }) => {
     const owner = app.client();
-    await totpUser(
-      app,
-      owner,
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-      { verified: true },
-    );
+    await totpUser(app, owner, clock, { verified: true });
     const key = new SoftAuthenticator(app.url);
     const options = await owner.post('/auth/passkeys/register/options');
     assert.is(options.status, 200, options.text);
@@ -821,12 +721,7 @@ login(
   "a TOTP account logging in with its new password in its reset's own millisecond gets mfaRequired, never 401 (issue 19 retry)",
   async ({ app, clock }) => {
     const owner = app.client();
-    const user = await totpUser(
-      app,
-      owner,
-      () => clock.now(),
-      (ms) => clock.advance(ms),
-    );
+    const user = await totpUser(app, owner, clock);
     clock.advance(61_000);
     assert.is((await app.client().post('/auth/password-reset/request', { email: user.email })).status, 202);
     const newPassword = 'reset in the same millisecond';
@@ -841,11 +736,7 @@ login(
     // Without the retry the pending login is refused as stale (begun in the mark's millisecond): 401.
     const mfaToken = await passwordStep(browser, { ...user, password: newPassword });
     assert.is(clock.now(), now, 'the reset and the password step shared the millisecond');
-    const done = await browser.post('/auth/login/mfa', {
-      mfaToken,
-      method: 'totp',
-      code: totpCode(user.secret, clock.now()),
-    });
+    const done = await totpStep(browser, mfaToken, user, clock);
     assert.is(done.status, 200, done.text);
   },
 );
@@ -863,7 +754,7 @@ backendSuite('second factors over HTTP', (test) => {
   }) => {
     const app = await startTestApp({ redis, clock, prefix });
     try {
-      const user = await totpUser(app, app.client(), () => clock.now(), advance);
+      const user = await totpUser(app, app.client(), { now: () => clock.now(), advance });
       const client = app.client();
       const mfaToken = await passwordStep(client, user);
       const code = totpCode(user.secret, clock.now());
@@ -932,7 +823,7 @@ backendSuite('second factors over HTTP', (test) => {
     const app = await startTestApp({ redis, clock, prefix });
     try {
       const client = app.client();
-      const user = await totpUser(app, client, () => clock.now(), advance, { verified: true });
+      const user = await totpUser(app, client, { now: () => clock.now(), advance }, { verified: true });
       const browser = app.client();
       const mfaToken = await passwordStep(browser, user);
       assert.is((await browser.post('/auth/login/mfa/email', { mfaToken })).status, 202);

@@ -219,6 +219,55 @@ async function solo(next: NextCall, ms: number): Promise<number> {
   return n === 0 ? Number.NaN : ((performance.now() - start) * 1000) / n;
 }
 
+/** One of each per store of a growth row: the one seeded small (10k) and the one seeded large. */
+type BySize<T> = Record<'small' | 'large', T>;
+
+/**
+ * The measured part of a growth row: ten paired rounds of solo and throughput runs of `next`, the order
+ * alternating (small large, large small, …): each round's large/small ratio compares two measurements
+ * a second apart, so a burst of load elsewhere hits both. `calls` is what the sources count as they
+ * hand out calls (for the Redis CPU per call). Medians over the rounds.
+ */
+async function pairedRounds(
+  next: BySize<NextCall>,
+  calls: BySize<number>,
+): Promise<Omit<GrowthResult, 'small' | 'large' | 'seedSeconds' | 'usedMemoryLargeMiB'>> {
+  const samples = {
+    small: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
+    large: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
+  };
+  const costRatios: number[] = [];
+  const opsRatios: number[] = [];
+  for (let round = 0; round < 10; round++) {
+    const order = round % 2 === 0 ? (['small', 'large'] as const) : (['large', 'small'] as const);
+    for (const size of order) {
+      samples[size].micros.push(await solo(next[size], OP_MS / 4));
+      const cpuBefore = await redisCpuMicros();
+      const callsBefore = calls[size];
+      samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 4));
+      const cpu = (await redisCpuMicros()) - cpuBefore;
+      samples[size].redis.push(cpu / Math.max(1, calls[size] - callsBefore));
+    }
+    costRatios.push(samples.large.redis.at(-1)! / samples.small.redis.at(-1)!);
+    opsRatios.push(samples.large.ops.at(-1)! / samples.small.ops.at(-1)!);
+  }
+  const med = (values: number[]): number => {
+    const sorted = [...values].sort((p, q) => p - q);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  return {
+    smallOpsPerSecond: med(samples.small.ops),
+    largeOpsPerSecond: med(samples.large.ops),
+    smallSoloMicros: med(samples.small.micros),
+    largeSoloMicros: med(samples.large.micros),
+    smallRedisMicros: med(samples.small.redis),
+    largeRedisMicros: med(samples.large.redis),
+    costRatio: med(costRatios),
+    opsRatio: med(opsRatios),
+  };
+}
+
 async function countOne(spec: OpSpec, stores: Stores): Promise<{ roundTrips: number; commands: number }> {
   const next = await spec.prepare(stores, 1);
   const call = next();
@@ -335,44 +384,11 @@ async function growth(): Promise<GrowthResult> {
     if (call === null || (await call()) === null) throw new Error('a seeded session did not load');
     await throughput(next[size], CONCURRENCY, Math.min(OP_MS, 1000)); // warm-up and first renewals
   }
-  const samples = {
-    small: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
-    large: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
-  };
-  // Ten paired rounds, the order alternating (small large, large small, …): each round's large/small
-  // ratio compares two measurements a second apart, so a burst of load elsewhere hits both.
-  const costRatios: number[] = [];
-  const opsRatios: number[] = [];
-  for (let round = 0; round < 10; round++) {
-    const order = round % 2 === 0 ? (['small', 'large'] as const) : (['large', 'small'] as const);
-    for (const size of order) {
-      samples[size].micros.push(await solo(next[size], OP_MS / 4));
-      const cpuBefore = await redisCpuMicros();
-      const callsBefore = calls[size];
-      samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 4));
-      const cpu = (await redisCpuMicros()) - cpuBefore;
-      samples[size].redis.push(cpu / Math.max(1, calls[size] - callsBefore));
-    }
-    costRatios.push(samples.large.redis.at(-1)! / samples.small.redis.at(-1)!);
-    opsRatios.push(samples.large.ops.at(-1)! / samples.small.ops.at(-1)!);
-  }
-  const med = (values: number[]): number => {
-    const sorted = [...values].sort((p, q) => p - q);
-    const mid = sorted.length >> 1;
-    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  };
   const result: GrowthResult = {
     small,
     large: GROWTH_KEYS,
     seedSeconds,
-    smallOpsPerSecond: med(samples.small.ops),
-    largeOpsPerSecond: med(samples.large.ops),
-    smallSoloMicros: med(samples.small.micros),
-    largeSoloMicros: med(samples.large.micros),
-    smallRedisMicros: med(samples.small.redis),
-    largeRedisMicros: med(samples.large.redis),
-    costRatio: med(costRatios),
-    opsRatio: med(opsRatios),
+    ...(await pairedRounds(next, calls)),
     usedMemoryLargeMiB: used / 2 ** 20,
   };
   log(
@@ -454,42 +470,11 @@ async function limiterGrowth(): Promise<GrowthResult> {
   for (const size of ['small', 'large'] as const) {
     await throughput(next[size], CONCURRENCY, Math.min(OP_MS, 1000)); // warm-up
   }
-  const samples = {
-    small: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
-    large: { ops: [] as number[], micros: [] as number[], redis: [] as number[] },
-  };
-  const costRatios: number[] = [];
-  const opsRatios: number[] = [];
-  for (let round = 0; round < 10; round++) {
-    const order = round % 2 === 0 ? (['small', 'large'] as const) : (['large', 'small'] as const);
-    for (const size of order) {
-      samples[size].micros.push(await solo(next[size], OP_MS / 4));
-      const cpuBefore = await redisCpuMicros();
-      const callsBefore = calls[size];
-      samples[size].ops.push(await throughput(next[size], CONCURRENCY, OP_MS / 4));
-      const cpu = (await redisCpuMicros()) - cpuBefore;
-      samples[size].redis.push(cpu / Math.max(1, calls[size] - callsBefore));
-    }
-    costRatios.push(samples.large.redis.at(-1)! / samples.small.redis.at(-1)!);
-    opsRatios.push(samples.large.ops.at(-1)! / samples.small.ops.at(-1)!);
-  }
-  const med = (values: number[]): number => {
-    const sorted = [...values].sort((p, q) => p - q);
-    const mid = sorted.length >> 1;
-    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  };
   const result: GrowthResult = {
     small,
     large,
     seedSeconds,
-    smallOpsPerSecond: med(samples.small.ops),
-    largeOpsPerSecond: med(samples.large.ops),
-    smallSoloMicros: med(samples.small.micros),
-    largeSoloMicros: med(samples.large.micros),
-    smallRedisMicros: med(samples.small.redis),
-    largeRedisMicros: med(samples.large.redis),
-    costRatio: med(costRatios),
-    opsRatio: med(opsRatios),
+    ...(await pairedRounds(next, calls)),
     usedMemoryLargeMiB: used / 2 ** 20,
   };
   log(

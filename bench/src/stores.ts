@@ -268,6 +268,27 @@ async function pairedRounds(
   };
 }
 
+/** A growth row's connections: a seeder and a reader on each of its two databases of the bench's server. */
+function growthClients(dbs: BySize<number>): { seeders: BySize<Redis>; readers: BySize<Redis> } {
+  const client = (db: number): Redis => new Redis(REDIS_URL, { db });
+  return {
+    seeders: { small: client(dbs.small), large: client(dbs.large) },
+    readers: { small: client(dbs.small), large: client(dbs.large) },
+  };
+}
+
+/** The server's used_memory in MiB (read once a growth row has seeded both of its stores). */
+async function usedMemoryMiB(): Promise<number> {
+  const memory = await admin.info('memory');
+  return Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0) / 2 ** 20;
+}
+
+/** Ends a growth row: the bench's own server keeps nothing of the seeded keys; the connections close. */
+async function endGrowth(seeders: BySize<Redis>, readers: BySize<Redis>): Promise<void> {
+  await admin.flushall();
+  await Promise.all([...Object.values(seeders), ...Object.values(readers)].map((r) => r.quit()));
+}
+
 async function countOne(spec: OpSpec, stores: Stores): Promise<{ roundTrips: number; commands: number }> {
   const next = await spec.prepare(stores, 1);
   const call = next();
@@ -335,10 +356,7 @@ async function growth(): Promise<GrowthResult> {
   // sizes can be measured alternately (small, large, small, large, …) and the machine's drift cancels.
   const prefix = 'g';
   const small = 10_000;
-  const dbs = { small: 1, large: 2 } as const;
-  const client = (db: number): Redis => new Redis(REDIS_URL, { db });
-  const seeders = { small: client(dbs.small), large: client(dbs.large) };
-  const readers = { small: client(dbs.small), large: client(dbs.large) };
+  const { seeders, readers } = growthClients({ small: 1, large: 2 });
   const stores = {
     small: new SessionStore({ redis: readers.small, prefix }),
     large: new SessionStore({ redis: readers.large, prefix }),
@@ -362,8 +380,7 @@ async function growth(): Promise<GrowthResult> {
   await seed(seeders.small, small);
   await seed(seeders.large, GROWTH_KEYS);
   const seedSeconds = (performance.now() - t0) / 1000;
-  const memory = await admin.info('memory');
-  const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
+  const usedMemoryLargeMiB = await usedMemoryMiB();
   log(`growth: seeded ${small} + ${GROWTH_KEYS} sessions in ${seedSeconds.toFixed(1)} s`);
 
   const calls = { small: 0, large: 0 };
@@ -389,14 +406,13 @@ async function growth(): Promise<GrowthResult> {
     large: GROWTH_KEYS,
     seedSeconds,
     ...(await pairedRounds(next, calls)),
-    usedMemoryLargeMiB: used / 2 ** 20,
+    usedMemoryLargeMiB,
   };
   log(
     `growth: ${result.smallOpsPerSecond.toFixed(0)} vs ${result.largeOpsPerSecond.toFixed(0)} get/s, ` +
       `${result.smallRedisMicros.toFixed(1)} vs ${result.largeRedisMicros.toFixed(1)} Redis µs/get`,
   );
-  await admin.flushall();
-  await Promise.all([...Object.values(seeders), ...Object.values(readers)].map((r) => r.quit()));
+  await endGrowth(seeders, readers);
   return result;
 }
 
@@ -409,10 +425,7 @@ async function limiterGrowth(): Promise<GrowthResult> {
   // time: a slow machine measures what it seeded in 90 s and says so.
   const prefix = 'lg';
   const small = 10_000;
-  const dbs = { small: 3, large: 4 } as const;
-  const client = (db: number): Redis => new Redis(REDIS_URL, { db });
-  const seeders = { small: client(dbs.small), large: client(dbs.large) };
-  const readers = { small: client(dbs.small), large: client(dbs.large) };
+  const { seeders, readers } = growthClients({ small: 3, large: 4 });
   const options = { prefix, secret, accountIp: { maxFailures: 100_000 }, ip: { maxFailures: 100_000 } };
   const limiters = {
     small: new LoginLimiter({ ...options, redis: readers.small }),
@@ -448,8 +461,7 @@ async function limiterGrowth(): Promise<GrowthResult> {
   const large = await seed(seeders.large, GROWTH_KEYS);
   const seedSeconds = (performance.now() - t0) / 1000;
   if (large < GROWTH_KEYS) notes.push(`limiter growth: seeded ${large} of ${GROWTH_KEYS} keys within 90 s`);
-  const memory = await admin.info('memory');
-  const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
+  const usedMemoryLargeMiB = await usedMemoryMiB();
   log(`limiter growth: seeded ${small} + ${large} attempt logs in ${seedSeconds.toFixed(1)} s`);
 
   // 1000 clients spread over each store: their account+IP logs are written for real (with the
@@ -475,14 +487,13 @@ async function limiterGrowth(): Promise<GrowthResult> {
     large,
     seedSeconds,
     ...(await pairedRounds(next, calls)),
-    usedMemoryLargeMiB: used / 2 ** 20,
+    usedMemoryLargeMiB,
   };
   log(
     `limiter growth: ${result.smallOpsPerSecond.toFixed(0)} vs ${result.largeOpsPerSecond.toFixed(0)} checks/s, ` +
       `${result.smallRedisMicros.toFixed(1)} vs ${result.largeRedisMicros.toFixed(1)} Redis µs/check`,
   );
-  await admin.flushall(); // the bench's own server: nothing of the seeded keys stays
-  await Promise.all([...Object.values(seeders), ...Object.values(readers)].map((r) => r.quit()));
+  await endGrowth(seeders, readers);
   return result;
 }
 

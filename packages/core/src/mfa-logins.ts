@@ -557,7 +557,7 @@ export function sharedSecondFactor(
 ): SharedSecondFactor {
   for (const { name, instead } of [{ name: 'failureBudget', instead: 'failureBudget' }, ...own]) {
     if ((options as unknown as Record<string, unknown>)[name] !== undefined) {
-      throw new InvalidOptionError(`${name} is set once, on the MfaLogins passed as mfa (${instead})`);
+      throw new InvalidOptionError(`${name} is set once, on the MfaLogins passed as mfa (its ${instead})`);
     }
   }
   const found = shared.get(options.mfa);

@@ -88,6 +88,7 @@ args('an unreachable Redis is one clear line and exit 1', async () => {
     runCli(['sessions', 'list', 'u1', '--redis', `redis://127.0.0.1:${port}`]),
     runCli(['doctor', '--redis', `redis://user:hunter2@127.0.0.1:${port}`]),
     runCli(['stats', '--cluster', `127.0.0.1:${port}`]),
+    runCli(['sessions', 'list', 'u1', '--sentinels', `127.0.0.1:${port}`, '--sentinel-name', 'lk']),
   ]);
   for (const run of runs) {
     assert.is(run.code, 1);

@@ -117,12 +117,22 @@ export async function connectNode(
     typeof where === 'string'
       ? new Redis(where, ONE_SHOT)
       : new Redis({ ...ONE_SHOT, host: where.host, port: where.port });
+  return connected(client, what, CONNECT_TIMEOUT_MS + 500);
+}
+
+/**
+ * Connects `client` within `timeoutMs`, or disconnects it and throws {@link CommandFailed} naming
+ * `what` and the last error the client emitted (more telling than the timeout itself).
+ */
+async function connected<C extends Redis | Cluster>(client: C, what: string, timeoutMs: number): Promise<C> {
   let last: unknown;
-  client.on('error', (error: unknown) => {
+  const remember = (error: unknown): void => {
     last = error;
-  });
+  };
+  client.on('error', remember);
+  if (client instanceof Cluster) client.on('node error', remember);
   try {
-    await withTimeout(client.connect(), CONNECT_TIMEOUT_MS + 500);
+    await withTimeout(client.connect(), timeoutMs);
     return client;
   } catch (error) {
     client.disconnect();
@@ -139,17 +149,7 @@ export async function connectSentinel(target: Target & { kind: 'sentinel' }): Pr
     sentinelRetryStrategy: () => null,
     sentinelCommandTimeout: CONNECT_TIMEOUT_MS,
   });
-  let last: unknown;
-  client.on('error', (error: unknown) => {
-    last = error;
-  });
-  try {
-    await withTimeout(client.connect(), 2 * CONNECT_TIMEOUT_MS);
-    return client;
-  } catch (error) {
-    client.disconnect();
-    throw new CommandFailed(`cannot reach ${describeTarget(target)}: ${reason(last ?? error)}`);
-  }
+  return connected(client, describeTarget(target), 2 * CONNECT_TIMEOUT_MS);
 }
 
 /** The client the stores use: one server, a Sentinel group's master, or a Cluster. */
@@ -170,20 +170,7 @@ export async function connect(target: Target): Promise<RedisClient> {
       },
     },
   );
-  let last: unknown;
-  cluster.on('error', (error: unknown) => {
-    last = error;
-  });
-  cluster.on('node error', (error: unknown) => {
-    last = error;
-  });
-  try {
-    await withTimeout(cluster.connect(), 2 * CONNECT_TIMEOUT_MS);
-    return cluster;
-  } catch (error) {
-    cluster.disconnect();
-    throw new CommandFailed(`cannot reach ${describeTarget(target)}: ${reason(last ?? error)}`);
-  }
+  return connected(cluster, describeTarget(target), 2 * CONNECT_TIMEOUT_MS);
 }
 
 /** Closes a client without waiting on a dead connection. */
